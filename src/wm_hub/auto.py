@@ -1,0 +1,104 @@
+"""Registration of wm_hub's configs and models with transformers' `AutoConfig` / `AutoModel`.
+
+Each family package `wm_hub.models.<family>` lists its public classes in the `__all__` of
+`configuration_<family>.py` and `modeling_<family>.py`; no central table names them. Registration
+runs when transformers' auto modules are loaded (an import hook that `import wm_hub` installs), so
+`import wm_hub` stays cheap and `AutoModel.from_pretrained(folder)` still finds our classes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import pkgutil
+import sys
+from collections.abc import Callable
+from types import ModuleType
+
+_CONFIG_AUTO = "transformers.models.auto.configuration_auto"
+_MODEL_AUTO = "transformers.models.auto.modeling_auto"
+
+
+def _family_modules(kind: str) -> list[ModuleType]:
+    """Import `wm_hub.models.<family>.<kind>_<family>` for every family that has one."""
+    import wm_hub.models
+
+    modules = []
+    for info in pkgutil.iter_modules(wm_hub.models.__path__):
+        name = f"wm_hub.models.{info.name}.{kind}_{info.name}"
+        if importlib.util.find_spec(name) is not None:
+            modules.append(importlib.import_module(name))
+    return modules
+
+
+def _exported(module: ModuleType, base: type) -> list[type]:
+    objs = (getattr(module, name) for name in getattr(module, "__all__", ()))
+    return [obj for obj in objs if isinstance(obj, type) and issubclass(obj, base)]
+
+
+def register_configs() -> None:
+    """Register every family's configs with `AutoConfig` (imports configuration files only)."""
+    from transformers import AutoConfig, PretrainedConfig
+
+    for module in _family_modules("configuration"):
+        for config_cls in _exported(module, PretrainedConfig):
+            AutoConfig.register(config_cls.model_type, config_cls, exist_ok=True)
+
+
+def register_model(model_cls: type) -> None:
+    """Register one `PreTrainedModel` subclass (and its config) with `AutoConfig` and `AutoModel`."""
+    from transformers import AutoConfig, AutoModel
+
+    config_cls = model_cls.config_class
+    AutoConfig.register(config_cls.model_type, config_cls, exist_ok=True)
+    AutoModel.register(config_cls, model_cls, exist_ok=True)
+
+
+def register_auto_classes() -> None:
+    """Register every family's configs and models with the Auto classes (idempotent)."""
+    from transformers import PreTrainedModel
+
+    register_configs()
+    for module in _family_modules("modeling"):
+        for model_cls in _exported(module, PreTrainedModel):
+            register_model(model_cls)
+
+
+class _ThenRegister(importlib.abc.Loader):
+    """Wraps the loader of a transformers auto module: run it, then register our classes."""
+
+    def __init__(self, loader: importlib.abc.Loader, register: Callable[[], None]) -> None:
+        self.loader = loader
+        self.register = register
+
+    def create_module(self, spec):  # noqa: ANN001 - importlib protocol
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.loader.exec_module(module)
+        self.register()
+
+
+class _AutoRegistrationFinder(importlib.abc.MetaPathFinder):
+    hooks = {_CONFIG_AUTO: register_configs, _MODEL_AUTO: register_auto_classes}
+
+    def find_spec(self, fullname: str, path, target=None):  # noqa: ANN001 - importlib protocol
+        if fullname not in self.hooks:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _ThenRegister(spec.loader, self.hooks[fullname])
+        return spec
+
+
+def install_import_hook() -> None:
+    """Register now if transformers' auto modules are loaded, else right after they load."""
+    if _MODEL_AUTO in sys.modules:
+        register_auto_classes()
+        return
+    if _CONFIG_AUTO in sys.modules:
+        register_configs()
+    if not any(isinstance(f, _AutoRegistrationFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AutoRegistrationFinder())

@@ -1,0 +1,136 @@
+"""`wm-hub` command line: list, info, demo, push, data."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def _format_metrics(metrics: dict[str, float], limit: int = 3) -> str:
+    return ", ".join(f"{k}={v:.3g}" for k, v in list(metrics.items())[:limit])
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from wm_hub.hub import list_models, shipped_dir
+
+    models = list_models()
+    if not models:
+        print(f"no checkpoints shipped in {shipped_dir()}")
+        return 0
+    rows = [
+        [m.name, m.family, m.pipeline_tag or "-", f"{m.parameters / 1e6:.2f}M", _format_metrics(m.metrics)]
+        for m in models
+    ]
+    print(_table(rows, ["name", "family", "pipeline", "params", "headline metrics"]))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from wm_hub.hub import model_info
+
+    info = model_info(args.name)
+    print(f"name:       {info.name}\nfamily:     {info.family}\npipeline:   {info.pipeline_tag}")
+    print(f"parameters: {info.parameters:,}\npath:       {info.path}")
+    for key, value in info.metrics.items():
+        print(f"  {key}: {value:.4g}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Check the install, then run every shipped model family's demo."""
+    import torch
+
+    from wm_hub.auto import register_auto_classes
+    from wm_hub.hub import list_models
+
+    print("wm_hub install check")
+    for pkg in ("torch", "transformers", "diffusers", "accelerate", "huggingface-hub", "datasets", "gymnasium"):
+        print(f"  {pkg:16s} {importlib.metadata.version(pkg)}")
+    start = time.perf_counter()
+    x = torch.randn(256, 256)
+    torch.testing.assert_close((x @ torch.eye(256)), x)
+    print(f"  torch CPU matmul ok ({(time.perf_counter() - start) * 1e3:.1f} ms), threads={torch.get_num_threads()}")
+    register_auto_classes()
+    models = list_models()
+    print(f"\n{len(models)} shipped checkpoint(s)")
+    if models:
+        cmd_list(args)
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from wm_hub.hub import push
+
+    url = push(args.name, args.repo_id, token=args.token, private=args.private)
+    print(f"pushed {args.name} to {url}")
+    return 0
+
+
+def cmd_data_make(args: argparse.Namespace) -> int:
+    from wm_hub.data import record_episodes, save_dataset
+
+    size = (args.image_size, args.image_size) if args.image_size else None
+    ds = record_episodes(args.env_id, args.episodes, max_steps=args.max_steps, seed=args.seed, image_size=size)
+    save_dataset(ds, args.out)
+    summary = {"path": str(Path(args.out).resolve()), "rows": len(ds), "episodes": args.episodes,
+               "columns": ds.column_names}
+    print(json.dumps(summary))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wm-hub", description="A hub of world models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="list the shipped checkpoints").set_defaults(func=cmd_list)
+
+    p = sub.add_parser("info", help="show one checkpoint's card")
+    p.add_argument("name", help="a shipped name, a folder or a Hub repo id")
+    p.set_defaults(func=cmd_info)
+
+    sub.add_parser("demo", help="check the install and run the shipped models").set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("push", help="upload a checkpoint folder to the Hugging Face Hub")
+    p.add_argument("name", help="a shipped name or a folder")
+    p.add_argument("repo_id", help="the Hub repo to create or update, e.g. me/genie-platformer-64")
+    p.add_argument("--token", default=None, help="Hub token (default: the logged-in one)")
+    p.add_argument("--private", action="store_true")
+    p.set_defaults(func=cmd_push)
+
+    data = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
+    make = data.add_parser("make", help="generate a dataset").add_subparsers(dest="source", required=True)
+    p = make.add_parser("gym", help="record random-policy episodes of any gymnasium env")
+    p.add_argument("--env-id", required=True, help="gymnasium id, e.g. CartPole-v1")
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=64, help="square frame size; 0 keeps the env's")
+    p.add_argument("--out", required=True, help="output folder (Hugging Face dataset)")
+    p.set_defaults(func=cmd_data_make)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from wm_hub.checkpoint import CheckpointError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CheckpointError, ValueError) as err:
+        print(f"wm-hub: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

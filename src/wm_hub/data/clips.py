@@ -1,0 +1,92 @@
+"""Serve fixed-length clips of a recorded dataset to torch."""
+
+from __future__ import annotations
+
+import os
+
+import datasets
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from wm_hub.data.recorder import load_dataset_dir
+
+
+def frames_to_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 `(..., H, W, C)` -> float `(..., C, H, W)` in [-1, 1]."""
+    frames = torch.as_tensor(frames)
+    if frames.dtype != torch.uint8:
+        raise ValueError(f"expected uint8 frames (..., H, W, C), got dtype {frames.dtype}")
+    return frames.movedim(-1, -3).float().div(127.5).sub(1.0)
+
+
+def tensor_to_frames(video: torch.Tensor) -> np.ndarray:
+    """float `(..., C, H, W)` in [-1, 1] -> uint8 `(..., H, W, C)` (values outside are clipped)."""
+    video = video.detach().float().add(1.0).mul(127.5).round().clamp(0, 255)
+    return video.to(torch.uint8).movedim(-3, -1).cpu().numpy()
+
+
+class ClipDataset(Dataset):
+    """Clips of `clip_len` frames, `frame_skip` steps apart, that lie within one episode.
+
+    Each item is a dict:
+    - `frames`: `(T, C, H, W)` float in [-1, 1];
+    - `actions`: `(T, S, *A)`, the `S = frame_skip` actions taken from each sampled frame until the
+      next one (zeros past the episode's end);
+    - `rewards`: `(T, S)`;
+    - `episode_index`, `start_step`: where the clip comes from.
+    Clip starts are `start_stride` steps apart.
+    """
+
+    def __init__(
+        self,
+        dataset: datasets.Dataset | str | os.PathLike,
+        clip_len: int,
+        frame_skip: int = 1,
+        start_stride: int = 1,
+    ) -> None:
+        if clip_len < 1 or frame_skip < 1 or start_stride < 1:
+            raise ValueError(
+                f"expected clip_len, frame_skip, start_stride >= 1, got {clip_len}, {frame_skip}, {start_stride}"
+            )
+        if not isinstance(dataset, datasets.Dataset):
+            dataset = load_dataset_dir(dataset)
+        self.data = dataset.with_format("numpy")
+        self.clip_len, self.frame_skip = clip_len, frame_skip
+        episodes = np.asarray(self.data["episode_index"])
+        # Row ranges [first, end) of each episode, in order.
+        bounds = np.flatnonzero(np.diff(episodes)) + 1
+        firsts, ends = np.r_[0, bounds], np.r_[bounds, len(episodes)]
+        span = (clip_len - 1) * frame_skip
+        starts, self._episode_end = [], []
+        for first, end in zip(firsts, ends, strict=True):
+            for s in range(first, end - span, start_stride):
+                starts.append(s)
+                self._episode_end.append(end)
+        self.starts = np.asarray(starts, dtype=np.int64)
+        if len(self.starts) == 0:
+            raise ValueError(
+                f"no episode has the {span + 1} rows a clip of {clip_len} frames with frame_skip {frame_skip} needs"
+            )
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        start, end = int(self.starts[index]), self._episode_end[index]
+        T, S = self.clip_len, self.frame_skip
+        rows = start + np.arange(T * S)
+        valid = rows < end
+        batch = self.data[rows.clip(max=end - 1).tolist()]
+        actions = np.asarray(batch["action"])
+        actions = np.where(valid.reshape(-1, *[1] * (actions.ndim - 1)), actions, 0)
+        rewards = np.where(valid, np.asarray(batch["reward"], dtype=np.float32), 0.0)
+        # datasets' numpy format widens Array3D uint8 to int64; the values are 0..255.
+        frames = np.asarray(batch["observation"], dtype=np.uint8)[::S]
+        return {
+            "frames": frames_to_tensor(frames),
+            "actions": torch.as_tensor(actions).reshape(T, S, *actions.shape[1:]),
+            "rewards": torch.as_tensor(rewards, dtype=torch.float32).reshape(T, S),
+            "episode_index": torch.as_tensor(int(np.asarray(batch["episode_index"])[0])),
+            "start_step": torch.as_tensor(int(np.asarray(batch["step_index"])[0])),
+        }

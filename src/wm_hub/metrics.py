@@ -1,0 +1,53 @@
+"""Image and video metrics on tensors in [-1, 1] (the models' convention), plus evaluation helpers.
+
+Images are `(..., C, H, W)`; every metric returns one value per image (the leading dims), so callers
+choose how to average.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+DATA_RANGE = 2.0  # [-1, 1]
+
+
+def _check_pair(pred: Tensor, target: Tensor) -> None:
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"expected pred and target of the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+    if pred.dim() < 3:
+        raise ValueError(f"expected images (..., C, H, W), got shape {tuple(pred.shape)}")
+
+
+def psnr(pred: Tensor, target: Tensor, data_range: float = DATA_RANGE) -> Tensor:
+    """Peak signal-to-noise ratio in dB per image: `(..., C, H, W) -> (...)`; `inf` where equal."""
+    _check_pair(pred, target)
+    mse = (pred.float() - target.float()).pow(2).mean(dim=(-3, -2, -1))
+    return 10.0 * torch.log10(data_range**2 / mse)
+
+
+def ssim(pred: Tensor, target: Tensor, data_range: float = DATA_RANGE) -> Tensor:
+    """Structural similarity per image (torchmetrics, 11x11 Gaussian window): `(..., C, H, W) -> (...)`."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    _check_pair(pred, target)
+    lead, chw = pred.shape[:-3], pred.shape[-3:]
+    values = structural_similarity_index_measure(
+        pred.float().reshape(-1, *chw), target.float().reshape(-1, *chw), data_range=data_range, reduction="none"
+    )
+    return values.reshape(lead)
+
+
+def delta_t_psnr(
+    target: Tensor, pred_inferred: Tensor, pred_random: Tensor, t: int, data_range: float = DATA_RANGE
+) -> Tensor:
+    """Genie's controllability metric at frame `t`: PSNR of the frame generated with actions inferred
+    from the real clip minus PSNR of the frame generated with random actions. Videos are
+    `(B, T, C, H, W)`; returns `(B,)` in dB."""
+    if target.dim() != 5:
+        raise ValueError(f"expected videos (B, T, C, H, W), got shape {tuple(target.shape)}")
+    if not 0 <= t < target.shape[1]:
+        raise ValueError(f"t={t} is outside the clip's {target.shape[1]} frames")
+    return psnr(pred_inferred[:, t], target[:, t], data_range) - psnr(pred_random[:, t], target[:, t], data_range)

@@ -1,0 +1,39 @@
+"""Base class of wm_hub's transformers models: Hub-aware, checked loading and atomic saving."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from transformers import PreTrainedModel
+
+from wm_hub.checkpoint import atomic_directory, check_model_type, weight_files
+from wm_hub.hub import resolve
+
+_HUB_KWARGS = ("revision", "cache_dir", "token", "local_files_only")
+
+
+class WorldModelPreTrainedModel(PreTrainedModel):
+    """A `PreTrainedModel` whose `from_pretrained` accepts a folder, a shipped name or a Hub repo id.
+
+    Loading checks, before any weight is read, that the folder's `config.json` is of this class's
+    family and that its safetensors files are whole; pickle weights are never loaded. Saving writes
+    to a temporary folder and renames it into place.
+    """
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args: Any, **kwargs: Any):
+        hub_kwargs = {key: kwargs.pop(key) for key in _HUB_KWARGS if kwargs.get(key) is not None}
+        folder = resolve(pretrained_model_name_or_path, **hub_kwargs)
+        check_model_type(folder, cls.config_class.model_type, cls.__name__)
+        weight_files(folder)
+        kwargs["use_safetensors"] = True
+        return super().from_pretrained(folder, *model_args, **kwargs)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        if kwargs.get("push_to_hub"):
+            raise ValueError("save_pretrained(push_to_hub=True) is not supported; use model.push_to_hub(repo_id)")
+        if not kwargs.get("is_main_process", True):
+            return
+        with atomic_directory(save_directory) as tmp:
+            super().save_pretrained(tmp, **kwargs)

@@ -1,0 +1,1 @@
+"""Model families, one sub-package each: configuration_<family>.py, modeling_<family>.py, pipeline_<family>.py."""
