@@ -30,6 +30,14 @@ _LAZY_IMPORTS = {
     "ClipDataset": "wm_hub.data",
     "psnr": "wm_hub.metrics",
     "ssim": "wm_hub.metrics",
+    # Genie
+    "GenieTokenizerConfig": "wm_hub.models.genie.configuration_genie",
+    "LatentActionConfig": "wm_hub.models.genie.configuration_genie",
+    "DynamicsConfig": "wm_hub.models.genie.configuration_genie",
+    "VideoTokenizer": "wm_hub.models.genie.modeling_genie",
+    "LatentActionModel": "wm_hub.models.genie.modeling_genie",
+    "DynamicsModel": "wm_hub.models.genie.modeling_genie",
+    "GeniePipeline": "wm_hub.models.genie.pipeline_genie",
 }
 
 __all__ = sorted(_LAZY_IMPORTS)

@@ -14,7 +14,6 @@ import importlib.machinery
 import importlib.util
 import pkgutil
 import sys
-from collections.abc import Callable
 from types import ModuleType
 
 _CONFIG_AUTO = "transformers.models.auto.configuration_auto"
@@ -66,39 +65,62 @@ def register_auto_classes() -> None:
             register_model(model_cls)
 
 
-class _ThenRegister(importlib.abc.Loader):
-    """Wraps the loader of a transformers auto module: run it, then register our classes."""
+_UTILS = "transformers.modeling_utils"
+_finished: set[str] = set()  # watched modules whose loader has run
+_done: set[str] = set()
 
-    def __init__(self, loader: importlib.abc.Loader, register: Callable[[], None]) -> None:
+
+def _loaded(name: str) -> bool:
+    """Whether module `name` has finished executing."""
+    if name in _finished:
+        return True
+    module = sys.modules.get(name)
+    return module is not None and not getattr(module.__spec__, "_initializing", False)
+
+
+def _sync() -> None:
+    """Register what transformers is ready for: configs once `AutoConfig` is loaded, models once
+    `AutoModel` and `PreTrainedModel` are (never while one of them is half-imported)."""
+    if "configs" not in _done and _loaded(_CONFIG_AUTO):
+        _done.add("configs")
+        register_configs()
+    if "models" not in _done and _loaded(_MODEL_AUTO):
+        if _UTILS not in sys.modules:
+            importlib.import_module(_UTILS)  # AutoModel needs it anyway; its loader calls _sync again
+        elif _loaded(_UTILS):
+            _done.add("models")
+            register_auto_classes()
+
+
+class _ThenRegister(importlib.abc.Loader):
+    """Wraps the loader of a watched transformers module: run it, then register what is ready."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
         self.loader = loader
-        self.register = register
 
     def create_module(self, spec):  # noqa: ANN001 - importlib protocol
         return self.loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
         self.loader.exec_module(module)
-        self.register()
+        _finished.add(module.__name__)
+        _sync()
 
 
 class _AutoRegistrationFinder(importlib.abc.MetaPathFinder):
-    hooks = {_CONFIG_AUTO: register_configs, _MODEL_AUTO: register_auto_classes}
+    watched = (_CONFIG_AUTO, _MODEL_AUTO, _UTILS)
 
     def find_spec(self, fullname: str, path, target=None):  # noqa: ANN001 - importlib protocol
-        if fullname not in self.hooks:
+        if fullname not in self.watched:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is not None and spec.loader is not None:
-            spec.loader = _ThenRegister(spec.loader, self.hooks[fullname])
+            spec.loader = _ThenRegister(spec.loader)
         return spec
 
 
 def install_import_hook() -> None:
-    """Register now if transformers' auto modules are loaded, else right after they load."""
-    if _MODEL_AUTO in sys.modules:
-        register_auto_classes()
-        return
-    if _CONFIG_AUTO in sys.modules:
-        register_configs()
+    """Register now what transformers has loaded, and the rest right after it loads."""
     if not any(isinstance(f, _AutoRegistrationFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _AutoRegistrationFinder())
+    _sync()

@@ -89,6 +89,18 @@ def cmd_data_make(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_platformer(args: argparse.Namespace) -> int:
+    from wm_hub.data import record_episodes, save_dataset
+    from wm_hub.envs.platformer import ExplorationPolicy, PlatformerEnv
+
+    ds = record_episodes(PlatformerEnv(), args.episodes, policy=ExplorationPolicy(args.seed),
+                         max_steps=args.max_steps, seed=args.seed)
+    save_dataset(ds, args.out)
+    print(json.dumps({"path": str(Path(args.out).resolve()), "rows": len(ds), "episodes": args.episodes,
+                      "levels": [args.seed, args.seed + args.episodes - 1]}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wm-hub", description="A hub of world models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -118,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=64, help="square frame size; 0 keeps the env's")
     p.add_argument("--out", required=True, help="output folder (Hugging Face dataset)")
     p.set_defaults(func=cmd_data_make)
+    p = make.add_parser("platformer", help="the Genie platformer, played by its exploration policy")
+    p.add_argument("--episodes", type=int, default=300, help="one level per episode")
+    p.add_argument("--max-steps", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0, help="first level seed (held-out levels: 1000000)")
+    p.add_argument("--out", required=True, help="output folder (Hugging Face dataset)")
+    p.set_defaults(func=cmd_data_platformer)
     return parser
 
 

@@ -156,9 +156,17 @@ def load(name_or_path: str | os.PathLike, **kwargs: Any) -> Any:
     `DiffusionPipeline`, a model folder (`config.json`) with transformers' `AutoModel`."""
     folder = resolve(name_or_path)
     if (folder / PIPELINE_INDEX).is_file():
+        import importlib
+
         from diffusers import DiffusionPipeline
 
-        return DiffusionPipeline.from_pretrained(folder, **kwargs)
+        from wm_hub.checkpoint import read_json
+
+        name = read_json(folder / PIPELINE_INDEX, "a pipeline index").get("_class_name", "")
+        pipeline_cls = getattr(importlib.import_module("wm_hub"), name, None)
+        if pipeline_cls is None:
+            return DiffusionPipeline.from_pretrained(folder, **kwargs)
+        return pipeline_cls.from_pretrained(folder, **kwargs)
     if (folder / CONFIG_NAME).is_file():
         from transformers import AutoModel
 

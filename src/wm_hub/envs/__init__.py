@@ -1,0 +1,6 @@
+"""Gymnasium environments shipped with wm_hub, registered under the `wm_hub/` namespace on import."""
+
+from gymnasium.envs.registration import register, registry
+
+if "wm_hub/Platformer-v0" not in registry:
+    register(id="wm_hub/Platformer-v0", entry_point="wm_hub.envs.platformer:PlatformerEnv")

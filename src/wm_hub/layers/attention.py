@@ -1,0 +1,61 @@
+"""Multi-head self-attention with optional rotary positions and a key/value cache."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class RotaryEmbedding(nn.Module):
+    """1D rotary position embedding (RoFormer): rotates channel pairs of q/k by position-dependent angles."""
+
+    def __init__(self, head_dim: int, base: float = 10000.0) -> None:
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"rotary embedding needs an even head dim, got {head_dim}")
+        self.register_buffer("inv_freq", base ** (-torch.arange(0, head_dim, 2).float() / head_dim), persistent=False)
+
+    def forward(self, x: Tensor, positions: Tensor) -> Tensor:
+        """Rotate `x` `(..., L, head_dim)` by integer `positions` `(L,)`."""
+        angles = positions.float()[:, None] * self.inv_freq[None, :]  # (L, head_dim/2)
+        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+        x1, x2 = x[..., 0::2], x[..., 1::2]
+        return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+
+
+class SelfAttention(nn.Module):
+    """Self-attention over the second-to-last axis of `(B, L, D)` inputs.
+
+    With `past` = (k, v) of earlier positions `(B, heads, L_past, head_dim)`, queries attend to those
+    too (a key/value cache); the new (k, v), past included, are returned for the caller to keep.
+    """
+
+    def __init__(self, dim: int, num_heads: int, causal: bool = False, rotary: bool = False) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads, self.head_dim, self.causal = num_heads, dim // num_heads, causal
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.rotary = RotaryEmbedding(self.head_dim) if rotary else None
+
+    def forward(
+        self, x: Tensor, past: tuple[Tensor, Tensor] | None = None, start: int = 0
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """`x` `(B, L, D)`, positions `start .. start+L-1` -> `(B, L, D)` and the full (k, v)."""
+        B, L, D = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, h, L, hd)
+        if self.rotary is not None:
+            positions = torch.arange(start, start + L, device=x.device)
+            q, k = self.rotary(q, positions), self.rotary(k, positions)
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        if self.causal and L > 1:
+            # Query i (absolute position start+i) sees every key up to its own position.
+            offset = k.shape[2] - L
+            mask = torch.ones(L, k.shape[2], dtype=torch.bool, device=x.device).tril(diagonal=offset)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(B, L, D)), (k, v)

@@ -1,0 +1,128 @@
+"""Configs of Genie's three parts: video tokenizer, latent action model, dynamics model."""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig
+
+__all__ = ["GenieTokenizerConfig", "LatentActionConfig", "DynamicsConfig"]
+
+
+def _check_patches(image_size: int, patch_size: int) -> None:
+    if image_size % patch_size:
+        raise ValueError(f"image_size {image_size} is not a multiple of patch_size {patch_size}")
+
+
+def _check_heads(hidden_size: int, num_heads: int) -> None:
+    if hidden_size % num_heads or (hidden_size // num_heads) % 2:
+        raise ValueError(f"hidden_size {hidden_size} must split into num_heads {num_heads} heads of even size")
+
+
+class GenieTokenizerConfig(PretrainedConfig):
+    """ST-ViViT VQ-VAE video tokenizer: video in, video out, `codebook_size` discrete codes per patch."""
+
+    model_type = "genie_tokenizer"
+
+    def __init__(
+        self,
+        # Architecture
+        image_size: int = 64,
+        in_channels: int = 3,
+        patch_size: int = 4,
+        hidden_size: int = 128,
+        encoder_layers: int = 4,
+        decoder_layers: int = 4,
+        num_heads: int = 4,
+        mlp_ratio: float = 4.0,
+        # Quantizer (Genie: 1024 codes)
+        codebook_size: int = 1024,
+        code_dim: int = 32,
+        commitment_beta: float = 0.25,
+        # Inference: frames of temporal context kept by the decoder cache (= training clip length)
+        max_frames: int = 16,
+        **kwargs,
+    ) -> None:
+        _check_patches(image_size, patch_size)
+        _check_heads(hidden_size, num_heads)
+        self.image_size, self.in_channels, self.patch_size = image_size, in_channels, patch_size
+        self.hidden_size, self.num_heads, self.mlp_ratio = hidden_size, num_heads, mlp_ratio
+        self.encoder_layers, self.decoder_layers = encoder_layers, decoder_layers
+        self.codebook_size, self.code_dim, self.commitment_beta = codebook_size, code_dim, commitment_beta
+        self.max_frames = max_frames
+        super().__init__(**kwargs)
+
+    @property
+    def grid_size(self) -> int:
+        """Tokens per side of a frame."""
+        return self.image_size // self.patch_size
+
+
+class LatentActionConfig(PretrainedConfig):
+    """Latent action model: infers one of `num_actions` discrete actions between consecutive frames."""
+
+    model_type = "genie_lam"
+
+    def __init__(
+        self,
+        # Architecture (pixels in; coarser patches than the tokenizer: actions are global changes)
+        image_size: int = 64,
+        in_channels: int = 3,
+        patch_size: int = 8,
+        hidden_size: int = 128,
+        encoder_layers: int = 4,
+        decoder_layers: int = 4,
+        num_heads: int = 4,
+        mlp_ratio: float = 4.0,
+        # Quantizer (Genie: 8 latent actions, small for controllability)
+        num_actions: int = 8,
+        code_dim: int = 32,
+        commitment_beta: float = 0.25,
+        **kwargs,
+    ) -> None:
+        _check_patches(image_size, patch_size)
+        _check_heads(hidden_size, num_heads)
+        self.image_size, self.in_channels, self.patch_size = image_size, in_channels, patch_size
+        self.hidden_size, self.num_heads, self.mlp_ratio = hidden_size, num_heads, mlp_ratio
+        self.encoder_layers, self.decoder_layers = encoder_layers, decoder_layers
+        self.num_actions, self.code_dim, self.commitment_beta = num_actions, code_dim, commitment_beta
+        super().__init__(**kwargs)
+
+
+class DynamicsConfig(PretrainedConfig):
+    """MaskGIT dynamics model over video tokens and latent actions."""
+
+    model_type = "genie_dynamics"
+
+    def __init__(
+        self,
+        # Architecture
+        vocab_size: int = 1024,
+        grid_size: int = 16,
+        num_actions: int = 8,
+        hidden_size: int = 192,
+        num_layers: int = 6,
+        num_heads: int = 6,
+        mlp_ratio: float = 4.0,
+        # Training: per-sample Bernoulli mask rate ~ U(mask_rate_min, mask_rate_max) (Genie: U(0.5, 1))
+        mask_rate_min: float = 0.5,
+        mask_rate_max: float = 1.0,
+        # Inference
+        maskgit_steps: int = 25,
+        maskgit_temperature: float = 1.0,  # `temperature` is reserved by transformers for generate()
+        max_frames: int = 16,
+        **kwargs,
+    ) -> None:
+        _check_heads(hidden_size, num_heads)
+        if not 0.0 <= mask_rate_min <= mask_rate_max <= 1.0:
+            raise ValueError(f"expected 0 <= mask_rate_min <= mask_rate_max <= 1, got {mask_rate_min}, {mask_rate_max}")
+        if maskgit_steps < 1:
+            raise ValueError(f"expected maskgit_steps >= 1, got {maskgit_steps}")
+        self.vocab_size, self.grid_size, self.num_actions = vocab_size, grid_size, num_actions
+        self.hidden_size, self.num_layers, self.num_heads = hidden_size, num_layers, num_heads
+        self.mlp_ratio = mlp_ratio
+        self.mask_rate_min, self.mask_rate_max = mask_rate_min, mask_rate_max
+        self.maskgit_steps, self.maskgit_temperature, self.max_frames = maskgit_steps, maskgit_temperature, max_frames
+        super().__init__(**kwargs)
+
+    @property
+    def mask_token_id(self) -> int:
+        return self.vocab_size

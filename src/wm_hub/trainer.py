@@ -1,0 +1,172 @@
+"""A small accelerate training loop shared by the training scripts: devices, mixed precision,
+gradient accumulation, warmup + cosine learning rate, resumable checkpoints, tqdm, CSV log.
+
+The same code runs on one CPU, `accelerate launch --cpu --num_processes 2` (gloo) and many GPUs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from wm_hub.checkpoint import atomic_directory
+
+StepFn = Callable[[nn.Module, dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings of one training run (a section of a training YAML)."""
+
+    output_dir: str = "outputs/run"
+    steps: int = 1000
+    batch_size: int = 8  # per process
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    mixed_precision: str = "no"
+    log_every: int = 10
+    save_every: int = 250
+    num_workers: int = 0
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training settings {unknown}; expected some of {sorted(known)}")
+        if values.get("mixed_precision") is False:  # YAML reads a bare `no` as false
+            values = {**values, "mixed_precision": "no"}
+        if "betas" in values:
+            values = {**values, "betas": tuple(values["betas"])}
+        return cls(**values)
+
+    def lr_factor(self, step: int) -> float:
+        """Linear warmup, then cosine decay to `min_lr_ratio`."""
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        progress = min(1.0, (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps))
+        return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _forever(loader: DataLoader, seed: int, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
+    while True:
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(seed + epoch)
+        yield from loader
+        epoch += 1
+
+
+def train(
+    model: nn.Module,
+    dataset: Dataset,
+    step_fn: StepFn,
+    config: TrainConfig,
+    resume: bool = False,
+    frozen: tuple[nn.Module, ...] = (),
+) -> nn.Module:
+    """Train `model` for `config.steps` optimiser steps; return the unwrapped model.
+
+    `step_fn(model, batch)` returns a dict with a `loss` tensor and any other scalars to log.
+    `frozen` modules are moved to the device and kept in eval mode without gradients (stop-gradient).
+    State is saved to `output_dir/checkpoint` every `save_every` steps; `resume=True` continues from it.
+    """
+    out = Path(config.output_dir)
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum)
+    set_seed(config.seed)
+    for module in frozen:
+        module.requires_grad_(False).eval().to(accelerator.device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, config.lr_factor)
+    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
+                        num_workers=config.num_workers, generator=torch.Generator().manual_seed(config.seed))
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+
+    start = 0
+    state_dir = out / "checkpoint"
+    if resume and (state_dir / "trainer_state.json").is_file():
+        accelerator.load_state(str(state_dir))
+        start = json.loads((state_dir / "trainer_state.json").read_text())["step"]
+        accelerator.print(f"resumed from {state_dir} at step {start}")
+    elif resume:
+        accelerator.print(f"no checkpoint in {state_dir}: starting from scratch")
+
+    def save(step: int) -> None:
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            with atomic_directory(state_dir, replace=True) as tmp:
+                accelerator.save_state(str(tmp), safe_serialization=True)
+                (tmp / "trainer_state.json").write_text(json.dumps({"step": step, "config": asdict(config)}))
+        accelerator.wait_for_everyone()
+
+    log_path = out / "log.csv"
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        if start == 0:
+            log_path.unlink(missing_ok=True)
+    batches = _forever(loader, config.seed, start)
+    model.train()
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=out.name,
+               disable=not accelerator.is_main_process)
+    tick = time.perf_counter()
+    for step in bar:
+        logs: dict[str, torch.Tensor] = {}
+        for _ in range(config.grad_accum):
+            batch = next(batches)
+            with accelerator.accumulate(model):
+                logs = step_fn(model, batch)
+                accelerator.backward(logs["loss"])
+                if accelerator.sync_gradients and config.grad_clip:
+                    accelerator.clip_grad_norm_(params, config.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+        done = step + 1
+        if done % config.log_every == 0 or done == config.steps:
+            values = {k: accelerator.reduce(v.detach().float(), "mean").item() for k, v in logs.items()}
+            row = {"step": done, "lr": scheduler.get_last_lr()[0], **values,
+                   "sec_per_step": (time.perf_counter() - tick) / config.log_every}
+            tick = time.perf_counter()
+            if accelerator.is_main_process:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()})
+                new_file = not log_path.exists()
+                with open(log_path, "a", newline="") as f:
+                    writer = csv.DictWriter(f, fieldnames=list(row))
+                    if new_file:
+                        writer.writeheader()
+                    writer.writerow(row)
+        if done % config.save_every == 0 or done == config.steps:
+            save(done)
+    return accelerator.unwrap_model(model)
+
+
+def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a training YAML file into a dict, with an error naming the file."""
+    import yaml
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no training config at {path}")
+    data = yaml.safe_load(Path(path).read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} should hold a mapping of settings, got {type(data).__name__}")
+    return data

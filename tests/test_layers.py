@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wm_hub.layers.attention import RotaryEmbedding, SelfAttention
+from wm_hub.layers.maskgit import maskgit_decode, masked_fraction, random_token_mask
+from wm_hub.layers.quantizers import VectorQuantizer
+from wm_hub.layers.st_transformer import STCache, STTransformer
+
+
+@pytest.fixture
+def st() -> STTransformer:
+    torch.manual_seed(0)
+    return STTransformer(dim=16, depth=2, num_heads=2).eval()
+
+
+def test_st_transformer_is_causal_in_time(st):
+    x = torch.randn(2, 5, 4, 16)
+    y = st(x)
+    for k in range(5):
+        x2 = x.clone()
+        x2[:, k] += torch.randn_like(x2[:, k])
+        y2 = st(x2)
+        torch.testing.assert_close(y2[:, :k], y[:, :k], rtol=0, atol=1e-6)
+        assert not torch.allclose(y2[:, k], y[:, k])
+
+
+def test_st_cache_matches_full_pass(st):
+    x = torch.randn(2, 5, 4, 16)
+    full = st(x)
+    cache = STCache()
+    steps = [st(x[:, t:t + 1], cache=cache) for t in range(5)]
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-5, atol=1e-5)
+    assert cache.position == 5 and cache.kv[0][0].shape == (2 * 4, 2, 5, 8)
+
+
+def test_st_cache_uncommitted_pass_leaves_cache(st):
+    x = torch.randn(1, 3, 4, 16)
+    cache = STCache()
+    st(x[:, :2], cache=cache)
+    before = [k.clone() for k, _ in cache.kv]
+    a = st(x[:, 2:], cache=cache, commit=False)
+    assert cache.position == 2 and all(torch.equal(k, b) for (k, _), b in zip(cache.kv, before, strict=True))
+    torch.testing.assert_close(a, st(x)[:, 2:], rtol=1e-5, atol=1e-5)
+
+
+def test_st_cache_sliding_window_forgets_old_frames(st):
+    """With max_frames = W, each block attends over the last W frames only, so after depth * (W - 1)
+    frames a frame no longer influences the output (streaming, like sliding-window attention)."""
+
+    def stream(x):
+        cache = STCache(max_frames=2)
+        outs = [st(x[:, t:t + 1], cache=cache) for t in range(x.shape[1])]
+        assert cache.kv[0][0].shape[2] == 1
+        return torch.cat(outs, dim=1)
+
+    x = torch.randn(1, 6, 4, 16)
+    x2 = x.clone()
+    x2[:, 0] += 1.0
+    a, b = stream(x), stream(x2)
+    assert not torch.allclose(a[:, 2], b[:, 2])  # within depth * (W - 1) = 2 frames: still felt
+    torch.testing.assert_close(a[:, 3:], b[:, 3:], rtol=0, atol=0)  # beyond: forgotten
+
+
+def test_rotary_is_relative():
+    rot = RotaryEmbedding(8)
+    q, k = torch.randn(1, 1, 8), torch.randn(1, 1, 8)
+    dot = lambda a, b: (rot(q, torch.tensor([a])) * rot(k, torch.tensor([b]))).sum()  # noqa: E731
+    torch.testing.assert_close(dot(3, 1), dot(10, 8))
+
+
+def test_attention_shape_errors():
+    with pytest.raises(ValueError, match="not divisible"):
+        SelfAttention(10, 3)
+
+
+def test_vector_quantizer_straight_through_and_usage():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(16, 4)
+    z = torch.randn(2, 10, 4, requires_grad=True)
+    out = vq(z)
+    assert out.indices.shape == (2, 10) and out.quantized.shape == (2, 10, 4)
+    torch.testing.assert_close(out.quantized.detach(), vq.lookup(out.indices))
+    (out.quantized.sum() + out.loss).backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0
+    assert 1 <= out.perplexity <= 16 and 0 < out.codes_used <= 1
+
+
+def test_vector_quantizer_restarts_dead_codes():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(8, 4, usage_decay=0.5).train()
+    z = torch.randn(64, 4)
+    z[:, 0] += 10  # every input near one direction: most codes go unused
+    first = vq(z).codes_used
+    for _ in range(20):
+        out = vq(z + 0.1 * torch.randn_like(z))
+    assert out.codes_used > first, "dead codes were not restarted onto the data"
+    with torch.no_grad():  # no restarts outside training
+        weights = vq.codebook.weight.clone()
+        vq(torch.randn(64, 4))
+        assert torch.equal(weights, vq.codebook.weight)
+
+
+def test_random_token_mask_rates():
+    g = torch.Generator().manual_seed(0)
+    mask = random_token_mask((4000, 64), 0.5, 1.0, generator=g)
+    rates = mask.float().mean(1)
+    assert rates.min() > 0.3 and rates.max() <= 1.0
+    assert abs(rates.mean().item() - 0.75) < 0.01
+
+
+def test_maskgit_decode_keeps_tokens_and_runs_all_steps():
+    calls = []
+    V, N, mask_id = 5, 12, 5
+
+    def logits_fn(tokens):
+        calls.append(tokens.clone())
+        return torch.randn(tokens.shape[0], N, V, generator=torch.Generator().manual_seed(len(calls)))
+
+    out = maskgit_decode(logits_fn, 2, N, mask_id, steps=4, generator=torch.Generator().manual_seed(0))
+    assert len(calls) == 4 and (calls[0] == mask_id).all()
+    assert out.shape == (2, N) and (out != mask_id).all() and out.max() < V
+    for before, after in zip(calls, calls[1:] + [out], strict=True):
+        kept = before != mask_id
+        assert torch.equal(after[kept], before[kept]), "a decided token changed"
+    assert [int((c == mask_id).sum(1)[0]) for c in calls] == [N] + [int(N * masked_fraction(s, 4)) for s in range(3)]
+
+
+def test_maskgit_decode_is_reproducible():
+    logits = torch.randn(1, 10, 7)
+
+    def run(seed):
+        return maskgit_decode(lambda t: logits, 1, 10, 7, steps=3, generator=torch.Generator().manual_seed(seed))
+
+    assert torch.equal(run(1), run(1))
+    with pytest.raises(ValueError, match="steps >= 1"):
+        maskgit_decode(lambda t: logits, 1, 10, 7, steps=0)

@@ -1,0 +1,131 @@
+"""Train Genie on the platformer's videos (frames only: the recorded true actions are never read).
+
+    accelerate launch training/train_genie.py --stage tokenizer --config training/configs/genie_platformer.yaml
+    accelerate launch training/train_genie.py --stage lam --config training/configs/genie_platformer.yaml
+    accelerate launch training/train_genie.py --stage dynamics --config training/configs/genie_platformer.yaml
+
+The tokenizer and the LAM are independent; the dynamics stage loads both, frozen (stop-gradient).
+Each stage resumes with `--resume` and ends by writing a Hub-ready folder `<output_dir>/model` (card,
+config, safetensors); the dynamics stage also writes the `GeniePipeline` folder `<output_dir>/pipeline`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import torch
+from accelerate import PartialState
+
+from wm_hub.cards import Metric, write_model_card
+from wm_hub.data import ClipDataset
+from wm_hub.metrics import psnr
+from wm_hub.models.genie.configuration_genie import DynamicsConfig, GenieTokenizerConfig, LatentActionConfig
+from wm_hub.models.genie.modeling_genie import DynamicsModel, LatentActionModel, VideoTokenizer
+from wm_hub.trainer import TrainConfig, load_yaml, train
+
+
+def tokenizer_step(model: VideoTokenizer, batch: dict) -> dict:
+    video = batch["frames"]
+    out = model(video)
+    return {"loss": out.loss, "psnr": psnr(out.reconstruction.detach().clamp(-1, 1), video).mean(),
+            "perplexity": out.perplexity, "codes_used": out.codes_used}
+
+
+def lam_step(model: LatentActionModel, batch: dict) -> dict:
+    video = batch["frames"]
+    out = model(video)
+    return {"loss": out.loss, "psnr": psnr(out.reconstruction.detach().clamp(-1, 1), video[:, 1:]).mean(),
+            "perplexity": out.perplexity, "codes_used": out.codes_used}
+
+
+def make_dynamics_step(tokenizer: VideoTokenizer, lam: LatentActionModel):
+    def dynamics_step(model: DynamicsModel, batch: dict) -> dict:
+        video = batch["frames"]
+        with torch.no_grad():  # the tokenizer and the LAM are frozen
+            tokens = tokenizer.encode(video)
+            actions = lam.infer_actions(video)
+        out = model(tokens, actions)
+        return {"loss": out.loss, "accuracy": out.accuracy}
+
+    return dynamics_step
+
+
+def last_logged(log_path: Path, key: str, rows: int = 5) -> float:
+    """Mean of `key` over the last `rows` rows of a training CSV log."""
+    with open(log_path) as f:
+        values = [float(r[key]) for r in csv.DictReader(f)][-rows:]
+    return sum(values) / len(values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", choices=["tokenizer", "lam", "dynamics"], required=True)
+    parser.add_argument("--config", default="training/configs/genie_platformer.yaml")
+    parser.add_argument("--resume", action="store_true", help="continue from <output_dir>/checkpoint")
+    parser.add_argument("--max-steps", type=int, default=None, help="override the stage's step count")
+    parser.add_argument("--output-dir", default=None, help="override the stage's output folder")
+    parser.add_argument("--data", default=None, help="override the training dataset folder")
+    parser.add_argument("--batch-size", type=int, default=None, help="override the per-process batch size")
+    args = parser.parse_args(argv)
+
+    config = load_yaml(args.config)
+    stage = config[args.stage]
+    overrides = {"steps": args.max_steps, "output_dir": args.output_dir, "batch_size": args.batch_size}
+    train_config = TrainConfig.from_dict({**stage["train"], **{k: v for k, v in overrides.items() if v}})
+    clips = ClipDataset(args.data or config["data"]["train"], clip_len=stage["clip_len"])
+    frozen: tuple = ()
+    if args.stage == "tokenizer":
+        model = VideoTokenizer(GenieTokenizerConfig(**stage["model"], max_frames=stage["clip_len"]))
+        step_fn = tokenizer_step
+    elif args.stage == "lam":
+        model = LatentActionModel(LatentActionConfig(**stage["model"]))
+        step_fn = lam_step
+    else:
+        tokenizer = VideoTokenizer.from_pretrained(stage["tokenizer"])
+        lam = LatentActionModel.from_pretrained(stage["lam"])
+        model = DynamicsModel(DynamicsConfig(
+            **stage["model"], vocab_size=tokenizer.config.codebook_size, grid_size=tokenizer.config.grid_size,
+            num_actions=lam.config.num_actions, max_frames=stage["clip_len"]))
+        step_fn, frozen = make_dynamics_step(tokenizer, lam), (tokenizer, lam)
+
+    model = train(model, clips, step_fn, train_config, resume=args.resume, frozen=frozen)
+
+    out = Path(train_config.output_dir)
+    if not PartialState().is_main_process:
+        return 0
+    model.save_pretrained(out / "model")
+    log = out / "log.csv"
+    metric_name = "accuracy" if args.stage == "dynamics" else "psnr"
+    value = last_logged(log, metric_name)
+    command = " ".join(["accelerate launch training/train_genie.py", *(argv if argv is not None else sys.argv[1:])])
+    write_model_card(
+        out / "model",
+        name=f"genie-{args.stage}-platformer",
+        family="genie",
+        pipeline_tag="image-to-video",
+        summary=f"Genie {args.stage} trained on the wm_hub platformer (frames only). A training snapshot: "
+                f"the evaluated release is the `genie-platformer-64` pipeline.",
+        metrics=[Metric(f"train {metric_name} (last {5 * train_config.log_every} steps)", value, metric_name,
+                        "wm_hub/platformer-train")],
+        command=command,
+        usage=f"from wm_hub.models.genie import {type(model).__name__}\n"
+              f"model = {type(model).__name__}.from_pretrained('{out / 'model'}')",
+        dataset="wm_hub/platformer-train",
+        training=f"{train_config.steps} steps, batch {train_config.batch_size} per process, lr {train_config.lr}; "
+                 f"log in {log}.",
+        limitations="Training-set numbers only; see the pipeline card for held-out evaluation.",
+        config=model.config.to_dict(),
+    )
+    if args.stage == "dynamics":
+        from wm_hub.models.genie.pipeline_genie import GeniePipeline
+
+        GeniePipeline(tokenizer=tokenizer, dynamics=model, lam=lam).save_pretrained(out / "pipeline")
+    print(f"wrote {out / 'model'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
