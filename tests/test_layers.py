@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from wm_hub.layers.attention import RotaryEmbedding, SelfAttention
-from wm_hub.layers.maskgit import maskgit_decode, masked_fraction, random_token_mask
+from wm_hub.layers.maskgit import masked_fraction, maskgit_decode, random_token_mask
 from wm_hub.layers.quantizers import VectorQuantizer
 from wm_hub.layers.st_transformer import STCache, STTransformer
 

@@ -27,8 +27,8 @@ class VectorQuantizer(nn.Module):
     as in ViT-VQGAN: it keeps more codes in use than Euclidean lookup).
 
     Loss: codebook term + `beta` * commitment term. Collapse guard: an EMA of each code's use is kept;
-    in training (train mode with gradients on), codes whose use falls below `restart_threshold` (relative to uniform use) are
-    re-initialised to random inputs of the current batch.
+    in training (train mode with gradients on), codes whose use falls below `restart_threshold`
+    (relative to uniform use) are re-initialised to random inputs of the current batch.
     """
 
     def __init__(
