@@ -52,7 +52,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import torch
 
     from wm_hub.auto import register_auto_classes
-    from wm_hub.hub import list_models
+    from wm_hub.hub import list_models, load
 
     print("wm_hub install check")
     for pkg in ("torch", "transformers", "diffusers", "accelerate", "huggingface-hub", "datasets", "gymnasium"):
@@ -66,7 +66,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\n{len(models)} shipped checkpoint(s)")
     if models:
         cmd_list(args)
+    for info in models:
+        evaluation = _family_module(info.family, "evaluation")
+        if hasattr(evaluation, "demo"):
+            print(evaluation.demo(load(info.path), args.out, info.name))
     return 0
+
+
+def _family_module(family: str, kind: str):
+    import importlib
+
+    return importlib.import_module(f"wm_hub.models.{family}.{kind}_{family}")
 
 
 def cmd_push(args: argparse.Namespace) -> int:
@@ -101,6 +111,45 @@ def cmd_data_platformer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate a checkpoint with its family's evaluation module; optionally write its card."""
+    from wm_hub.hub import load, resolve
+
+    if args.write_card and not args.training_notes:
+        raise ValueError("--write-card needs --training-notes FILE, the card's training section")
+    folder = resolve(args.name)
+    model = load(folder)
+    evaluation = _family_module(type(model).__module__.split(".")[2], "evaluation")  # wm_hub.models.<family>
+    metrics = evaluation.evaluate(model, args.data, count=args.count)
+    for m in metrics:
+        print(f"{m.name:45s} {m.value:8.4f} {m.unit}")
+    if args.write_card:
+        command = f"wm-hub eval {args.name} --data {args.data} --count {args.count}"
+        evaluation.write_card(folder, model, metrics, command, Path(args.training_notes).read_text())
+        print(f"wrote {folder / 'README.md'}")
+    return 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    from wm_hub.hub import load
+    from wm_hub.models.genie.pipeline_genie import GeniePipeline
+    from wm_hub.models.genie.play_genie import PlayServer, platformer_prompts
+
+    pipe = load(args.name)
+    if not isinstance(pipe, GeniePipeline):
+        raise ValueError(f"wm-hub play needs a Genie pipeline; {args.name} is a {type(pipe).__name__}")
+    server = PlayServer((args.host, args.port), pipe, platformer_prompts(), args.name, steps=args.steps)
+    host, port = server.server_address[:2]
+    print(f"playing {args.name} at http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wm-hub", description="A hub of world models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,7 +160,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="a shipped name, a folder or a Hub repo id")
     p.set_defaults(func=cmd_info)
 
-    sub.add_parser("demo", help="check the install and run the shipped models").set_defaults(func=cmd_demo)
+    p = sub.add_parser("demo", help="check the install and run the shipped models")
+    p.add_argument("--out", default="outputs/demo", help="folder for the demos' GIFs")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("play", help="play a Genie world model in the browser")
+    p.add_argument("name", help="a shipped name, a folder or a Hub repo id")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    p.add_argument("--steps", type=int, default=None, help="MaskGIT steps per frame (default: the model's)")
+    p.set_defaults(func=cmd_play)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint on held-out data (numbers for its card)")
+    p.add_argument("name", help="a shipped name, a folder or a Hub repo id")
+    p.add_argument("--data", required=True, help="held-out dataset folder, e.g. data/platformer-eval")
+    p.add_argument("--count", type=int, default=64, help="clips per metric")
+    p.add_argument("--write-card", action="store_true", help="write the numbers into the checkpoint's card")
+    p.add_argument("--training-notes", default=None, help="with --write-card: a file describing the training")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("push", help="upload a checkpoint folder to the Hugging Face Hub")
     p.add_argument("name", help="a shipped name or a folder")

@@ -14,6 +14,8 @@ from wm_hub.data.recorder import load_dataset_dir
 
 def frames_to_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 `(..., H, W, C)` -> float `(..., C, H, W)` in [-1, 1]."""
+    if isinstance(frames, np.ndarray) and not frames.flags.writeable:
+        frames = frames.copy()  # e.g. np.asarray(PIL image): torch wants writable memory
     frames = torch.as_tensor(frames)
     if frames.dtype != torch.uint8:
         raise ValueError(f"expected uint8 frames (..., H, W, C), got dtype {frames.dtype}")

@@ -14,11 +14,13 @@ class RotaryEmbedding(nn.Module):
         super().__init__()
         if head_dim % 2:
             raise ValueError(f"rotary embedding needs an even head dim, got {head_dim}")
-        self.register_buffer("inv_freq", base ** (-torch.arange(0, head_dim, 2).float() / head_dim), persistent=False)
+        # Frequencies are recomputed on use, not kept in a buffer: nothing to save or to initialise on load.
+        self.head_dim, self.base = head_dim, base
 
     def forward(self, x: Tensor, positions: Tensor) -> Tensor:
         """Rotate `x` `(..., L, head_dim)` by integer `positions` `(L,)`."""
-        angles = positions.float()[:, None] * self.inv_freq[None, :]  # (L, head_dim/2)
+        inv_freq = self.base ** (-torch.arange(0, self.head_dim, 2, device=x.device).float() / self.head_dim)
+        angles = positions.float()[:, None] * inv_freq[None, :]  # (L, head_dim/2)
         cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
         x1, x2 = x[..., 0::2], x[..., 1::2]
         return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
