@@ -1,0 +1,72 @@
+"""The Genie training script end to end on a tiny dataset and tiny models: each stage trains, resumes
+and writes a Hub-ready folder; the dynamics stage writes a loadable pipeline."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import wm_hub
+from wm_hub.data import save_dataset
+from wm_hub.data.recorder import record_episodes
+from wm_hub.envs.platformer import ExplorationPolicy, PlatformerEnv
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "training"))
+
+
+def tiny_config(tmp: Path) -> Path:
+    data = tmp / "data"
+    save_dataset(record_episodes(PlatformerEnv(), 2, policy=ExplorationPolicy(0), max_steps=12, progress=False), data)
+    small = {"hidden_size": 16, "encoder_layers": 1, "decoder_layers": 1, "num_heads": 2, "code_dim": 8}
+    train = {"steps": 3, "batch_size": 2, "warmup_steps": 1, "log_every": 1, "save_every": 2}
+    config = {
+        "data": {"train": str(data)},
+        "tokenizer": {"clip_len": 2, "model": {**small, "patch_size": 16, "codebook_size": 16},
+                      "train": {**train, "output_dir": str(tmp / "tokenizer")}},
+        "lam": {"clip_len": 3, "model": {**small, "patch_size": 16, "num_actions": 4},
+                "train": {**train, "output_dir": str(tmp / "lam")}},
+        "dynamics": {"clip_len": 3, "tokenizer": str(tmp / "tokenizer" / "model"), "lam": str(tmp / "lam" / "model"),
+                     "model": {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "maskgit_steps": 2},
+                     "train": {**train, "output_dir": str(tmp / "dynamics")}},
+    }
+    path = tmp / "genie.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_all_stages_train_resume_and_write_folders(tmp_path):
+    import train_genie
+
+    config = tiny_config(tmp_path)
+    for stage in ("tokenizer", "lam", "dynamics"):
+        assert train_genie.main(["--stage", stage, "--config", str(config)]) == 0
+        out = tmp_path / stage
+        assert sorted(p.name for p in (out / "model").iterdir()) == ["README.md", "config.json", "model.safetensors"]
+        rows = list(csv.DictReader(open(out / "log.csv")))
+        assert [int(r["step"]) for r in rows] == [1, 2, 3] and all(float(r["loss"]) > 0 for r in rows)
+        assert (out / "checkpoint" / "trainer_state.json").is_file()
+    # --resume continues from the saved step
+    assert train_genie.main(["--stage", "lam", "--config", str(config), "--resume", "--max-steps", "4"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "lam" / "log.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    pipe = wm_hub.load(tmp_path / "dynamics" / "pipeline")
+    assert pipe(PlatformerEnv().reset(seed=0)[0], actions=[1, 2]).frames.shape == (1, 3, 64, 64, 3)
+
+
+@pytest.mark.slow
+def test_accelerate_launch_two_cpu_processes(tmp_path):
+    """The multi-process path users take to many GPUs, here with gloo on 2 CPU processes."""
+    config = tiny_config(tmp_path)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+           str(REPO / "training" / "train_genie.py"), "--stage", "tokenizer", "--config", str(config)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "tokenizer" / "model" / "model.safetensors").is_file()
