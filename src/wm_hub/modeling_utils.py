@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import torch
 from transformers import PreTrainedModel
 
 from wm_hub.checkpoint import atomic_directory, check_model_type, weight_files
@@ -28,6 +29,9 @@ class WorldModelPreTrainedModel(PreTrainedModel):
         check_model_type(folder, cls.config_class.model_type, cls.__name__)
         weight_files(folder)
         kwargs["use_safetensors"] = True
+        # Like diffusers: float32 unless asked otherwise, whatever dtype the weights were stored in
+        # (shipped checkpoints are stored in float16 to stay small).
+        kwargs.setdefault("dtype", torch.float32)
         return super().from_pretrained(folder, *model_args, **kwargs)
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:

@@ -17,10 +17,9 @@ def _check_heads(hidden_size: int, num_heads: int) -> None:
         raise ValueError(f"hidden_size {hidden_size} must split into num_heads {num_heads} heads of even size")
 
 
-class GenieTokenizerConfig(PretrainedConfig):
-    """ST-ViViT VQ-VAE video tokenizer: video in, video out, `codebook_size` discrete codes per patch."""
-
-    model_type = "genie_tokenizer"
+class PixelVQConfig(PretrainedConfig):
+    """Fields shared by the tokenizer and the LAM: a pixel ST-transformer encoder-decoder with a VQ
+    bottleneck of `code_dim`-dimensional codes."""
 
     def __init__(
         self,
@@ -33,12 +32,9 @@ class GenieTokenizerConfig(PretrainedConfig):
         decoder_layers: int = 4,
         num_heads: int = 4,
         mlp_ratio: float = 4.0,
-        # Quantizer (Genie: 1024 codes)
-        codebook_size: int = 1024,
+        # Quantizer
         code_dim: int = 32,
         commitment_beta: float = 0.25,
-        # Inference: frames of temporal context kept by the decoder cache (= training clip length)
-        max_frames: int = 16,
         **kwargs,
     ) -> None:
         _check_patches(image_size, patch_size)
@@ -46,8 +42,7 @@ class GenieTokenizerConfig(PretrainedConfig):
         self.image_size, self.in_channels, self.patch_size = image_size, in_channels, patch_size
         self.hidden_size, self.num_heads, self.mlp_ratio = hidden_size, num_heads, mlp_ratio
         self.encoder_layers, self.decoder_layers = encoder_layers, decoder_layers
-        self.codebook_size, self.code_dim, self.commitment_beta = codebook_size, code_dim, commitment_beta
-        self.max_frames = max_frames
+        self.code_dim, self.commitment_beta = code_dim, commitment_beta
         super().__init__(**kwargs)
 
     @property
@@ -56,35 +51,36 @@ class GenieTokenizerConfig(PretrainedConfig):
         return self.image_size // self.patch_size
 
 
-class LatentActionConfig(PretrainedConfig):
-    """Latent action model: infers one of `num_actions` discrete actions between consecutive frames."""
+class GenieTokenizerConfig(PixelVQConfig):
+    """ST-ViViT VQ-VAE video tokenizer: video in, video out, `codebook_size` discrete codes per patch.
+    Architecture fields: `PixelVQConfig`."""
+
+    model_type = "genie_tokenizer"
+
+    def __init__(
+        self,
+        codebook_size: int = 1024,  # Genie: 1024 codes
+        max_frames: int = 16,  # inference: frames of temporal context in the decoder cache (= training clip)
+        **kwargs,
+    ) -> None:
+        self.codebook_size, self.max_frames = codebook_size, max_frames
+        super().__init__(**kwargs)
+
+
+class LatentActionConfig(PixelVQConfig):
+    """Latent action model: infers one of `num_actions` discrete actions between consecutive frames.
+    Architecture fields: `PixelVQConfig`."""
 
     model_type = "genie_lam"
 
     def __init__(
         self,
-        # Architecture (pixels in; coarser patches than the tokenizer: actions are global changes)
-        image_size: int = 64,
-        in_channels: int = 3,
-        patch_size: int = 8,
-        hidden_size: int = 128,
-        encoder_layers: int = 4,
-        decoder_layers: int = 4,
-        num_heads: int = 4,
-        mlp_ratio: float = 4.0,
-        # Quantizer (Genie: 8 latent actions, small for controllability)
-        num_actions: int = 8,
-        code_dim: int = 32,
-        commitment_beta: float = 0.25,
+        num_actions: int = 8,  # Genie: 8 latent actions, few for controllability
+        patch_size: int = 8,  # coarser than the tokenizer's: actions are global changes
         **kwargs,
     ) -> None:
-        _check_patches(image_size, patch_size)
-        _check_heads(hidden_size, num_heads)
-        self.image_size, self.in_channels, self.patch_size = image_size, in_channels, patch_size
-        self.hidden_size, self.num_heads, self.mlp_ratio = hidden_size, num_heads, mlp_ratio
-        self.encoder_layers, self.decoder_layers = encoder_layers, decoder_layers
-        self.num_actions, self.code_dim, self.commitment_beta = num_actions, code_dim, commitment_beta
-        super().__init__(**kwargs)
+        self.num_actions = num_actions
+        super().__init__(patch_size=patch_size, **kwargs)
 
 
 class DynamicsConfig(PretrainedConfig):

@@ -1,0 +1,44 @@
+"""Every checkpoint shipped in model_cards/ loads offline through the real paths: transformers'
+AutoModel for each model folder, `wm_hub.load` for the whole, and its card reads back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from huggingface_hub import ModelCard
+from transformers import AutoModel
+
+import wm_hub
+from wm_hub.hub import shipped_names
+from wm_hub.modeling_utils import WorldModelPreTrainedModel
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = shipped_names()
+MAX_WEIGHTS_BYTES = 10 * 1024 * 1024
+
+
+def test_shipped_folder_is_the_source_tree():
+    assert wm_hub.hub.shipped_dir() == REPO / "model_cards"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_checkpoint_loads_through_auto_model(name, monkeypatch):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    folder = REPO / "model_cards" / name
+    configs = sorted(folder.rglob("config.json"))
+    assert configs, f"{name} has no model folder"
+    for config in configs:
+        model = AutoModel.from_pretrained(config.parent)
+        assert isinstance(model, WorldModelPreTrainedModel)
+    for weights in folder.rglob("*.safetensors"):
+        assert weights.stat().st_size <= MAX_WEIGHTS_BYTES, f"{weights} is over 10 MB"
+    assert wm_hub.load(name) is not None
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_card_has_measured_results(name):
+    card = ModelCard.load(REPO / "model_cards" / name / "README.md")
+    assert card.data.library_name == "wm_hub" and card.data.pipeline_tag
+    assert card.data.eval_results, "a shipped card reports measured numbers"
+    assert "Reproduce these numbers with:" in card.text
