@@ -44,7 +44,7 @@ def tokenizer_psnr(pipe: GeniePipeline, dataset, count: int = 128) -> float:
 
 
 @torch.no_grad()
-def action_agreement(pipe: GeniePipeline, dataset, count: int = 512, clip_len: int = 6) -> dict[str, float]:
+def action_agreement(pipe: GeniePipeline, dataset, count: int = 512, clip_len: int = 8) -> dict[str, float]:
     """For each true action: the share of its transitions mapped to its most frequent latent code."""
     codes: dict[int, Counter] = {a: Counter() for a in range(len(ACTION_NAMES))}
     for batch in _clips(dataset, clip_len, count):
