@@ -68,6 +68,54 @@ class TrainConfig:
         return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+STATE_META, STATE_TENSORS = "trainer_state.json", "trainer_state.safetensors"
+
+
+def save_training_state(
+    folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, step: int, config: TrainConfig
+) -> None:
+    """Write model, optimiser, scheduler and RNG state to `folder` as safetensors + JSON (no pickle),
+    through a temporary folder and a rename."""
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    optim = optimizer.state_dict()
+    scalars = {}
+    for index, state in optim["state"].items():
+        for name, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{index}.{name}"] = value.contiguous()
+            else:
+                scalars[f"{index}.{name}"] = value
+    tensors["rng.torch"] = torch.get_rng_state()
+    meta = {"step": step, "config": asdict(config), "param_groups": optim["param_groups"],
+            "optim_scalars": scalars, "scheduler": scheduler.state_dict()}
+    with atomic_directory(folder, replace=True) as tmp:
+        save_file(tensors, tmp / STATE_TENSORS)
+        (tmp / STATE_META).write_text(json.dumps(meta, indent=1))
+
+
+def load_training_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> int:
+    """Restore what `save_training_state` wrote; return the step to continue from."""
+    from safetensors.torch import load_file
+
+    meta = json.loads((folder / STATE_META).read_text())
+    tensors = load_file(folder / STATE_TENSORS)
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    for key, value in meta["optim_scalars"].items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    scheduler.load_state_dict(meta["scheduler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    return int(meta["step"])
+
+
 def _forever(loader: DataLoader, seed: int, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
     while True:
         if hasattr(loader, "set_epoch"):
@@ -97,16 +145,17 @@ def train(
         module.requires_grad_(False).eval().to(accelerator.device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, config.lr_factor)
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
                         num_workers=config.num_workers, generator=torch.Generator().manual_seed(config.seed))
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    # The scheduler is not prepared: accelerate would step it once per process, and `steps` counts
+    # optimiser steps whatever the number of processes.
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer.optimizer, config.lr_factor)
 
     start = 0
     state_dir = out / "checkpoint"
-    if resume and (state_dir / "trainer_state.json").is_file():
-        accelerator.load_state(str(state_dir))
-        start = json.loads((state_dir / "trainer_state.json").read_text())["step"]
+    if resume and (state_dir / STATE_META).is_file():
+        start = load_training_state(state_dir, accelerator.unwrap_model(model), optimizer, scheduler)
         accelerator.print(f"resumed from {state_dir} at step {start}")
     elif resume:
         accelerator.print(f"no checkpoint in {state_dir}: starting from scratch")
@@ -114,9 +163,7 @@ def train(
     def save(step: int) -> None:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            with atomic_directory(state_dir, replace=True) as tmp:
-                accelerator.save_state(str(tmp), safe_serialization=True)
-                (tmp / "trainer_state.json").write_text(json.dumps({"step": step, "config": asdict(config)}))
+            save_training_state(state_dir, accelerator.unwrap_model(model), optimizer, scheduler, step, config)
         accelerator.wait_for_everyone()
 
     log_path = out / "log.csv"

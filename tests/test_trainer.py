@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wm_hub.trainer import TrainConfig, load_training_state, save_training_state
+
+
+def _setup(seed: int):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    config = TrainConfig(steps=20, warmup_steps=5)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, config.lr_factor)
+    return model, optimizer, scheduler, config
+
+
+def test_training_state_round_trip_is_exact(tmp_path):
+    model, optimizer, scheduler, config = _setup(0)
+    for _ in range(7):
+        loss = model(torch.randn(16, 4)).pow(2).mean()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+    save_training_state(tmp_path / "ckpt", model, optimizer, scheduler, 7, config)
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["trainer_state.json", "trainer_state.safetensors"]
+    expected_next = torch.randn(3)
+
+    model2, optimizer2, scheduler2, _ = _setup(1)
+    assert load_training_state(tmp_path / "ckpt", model2, optimizer2, scheduler2) == 7
+    assert torch.equal(torch.randn(3), expected_next)  # RNG restored
+    for a, b in zip(model.state_dict().values(), model2.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    s1, s2 = optimizer.state_dict(), optimizer2.state_dict()
+    for index in s1["state"]:
+        for name, value in s1["state"][index].items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(s2["state"][index][name]))
+    assert scheduler2.get_last_lr() == scheduler.get_last_lr()
+    # one more identical step from both
+    x = torch.randn(16, 4)
+    for m, o in ((model, optimizer), (model2, optimizer2)):
+        m(x).pow(2).mean().backward()
+        o.step()
+    for a, b in zip(model.parameters(), model2.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_lr_schedule_warmup_then_cosine():
+    config = TrainConfig(steps=110, warmup_steps=10, min_lr_ratio=0.1)
+    assert config.lr_factor(0) == pytest.approx(0.1) and config.lr_factor(9) == pytest.approx(1.0)
+    assert config.lr_factor(60) == pytest.approx(0.55) and config.lr_factor(110) == pytest.approx(0.1)
+
+
+def test_train_config_checks():
+    with pytest.raises(ValueError, match=r"unknown training settings \['stpes'\]"):
+        TrainConfig.from_dict({"stpes": 3})
+    assert TrainConfig.from_dict({"mixed_precision": False}).mixed_precision == "no"
