@@ -4,3 +4,5 @@ from gymnasium.envs.registration import register, registry
 
 if "wm_hub/Platformer-v0" not in registry:
     register(id="wm_hub/Platformer-v0", entry_point="wm_hub.envs.platformer:PlatformerEnv")
+if "wm_hub/Physics-v0" not in registry:
+    register(id="wm_hub/Physics-v0", entry_point="wm_hub.envs.physics:PhysicsEnv")
