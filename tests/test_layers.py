@@ -136,3 +136,23 @@ def test_maskgit_decode_is_reproducible():
     assert torch.equal(run(1), run(1))
     with pytest.raises(ValueError, match="steps >= 1"):
         maskgit_decode(lambda t: logits, 1, 10, 7, steps=0)
+
+
+def test_fsq_round_trip_codes_and_gradient():
+    from wm_hub.layers.quantizers import FiniteScalarQuantizer
+
+    fsq = FiniteScalarQuantizer((8, 5, 5, 3))
+    assert fsq.codebook_size == 600 and fsq.dim == 4
+    z = (torch.randn(2, 7, 4) * 3).requires_grad_()
+    q, ids = fsq(z)
+    assert q.shape == (2, 7, 4) and ids.shape == (2, 7) and ids.min() >= 0 and ids.max() < 600
+    assert q.abs().max() <= 1
+    torch.testing.assert_close(fsq.indices_to_codes(ids), q.detach())
+    every = torch.arange(600)
+    assert torch.equal(fsq.codes_to_indices(fsq.indices_to_codes(every)), every)  # all codes reachable, distinct
+    q.sum().backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"\[0, 600\)"):
+        fsq.indices_to_codes(torch.tensor([600]))
+    with pytest.raises(ValueError, match="levels >= 2"):
+        FiniteScalarQuantizer((1, 4))

@@ -90,3 +90,60 @@ class VectorQuantizer(nn.Module):
             dist.broadcast(fresh, src=0)  # every process restarts the same codes the same way
         self.codebook.weight.data[dead] = fresh.to(self.codebook.weight.dtype)
         self.usage[dead] = 1.0
+
+
+class FiniteScalarQuantizer(nn.Module):
+    """Finite Scalar Quantization (Mentzer et al. 2023): each of the `len(levels)` channels is bounded
+    and rounded to `levels[i]` values, so the implicit codebook has prod(levels) codes, all reachable
+    (no collapse, no codebook loss). `(..., len(levels))` -> quantized values in [-1, 1] (straight-
+    through) and integer ids in `range(codebook_size)`."""
+
+    def __init__(self, levels: tuple[int, ...] | list[int]) -> None:
+        super().__init__()
+        if len(levels) < 1 or min(levels) < 2:
+            raise ValueError(f"expected levels >= 2 per channel, got {tuple(levels)}")
+        self.levels = tuple(int(level) for level in levels)
+        basis = torch.cumprod(torch.tensor((1, *self.levels[:-1])), dim=0)
+        self.register_buffer("_levels", torch.tensor(self.levels), persistent=False)
+        self.register_buffer("_basis", basis, persistent=False)
+
+    @property
+    def codebook_size(self) -> int:
+        return int(torch.prod(torch.tensor(self.levels)))
+
+    @property
+    def dim(self) -> int:
+        return len(self.levels)
+
+    def _half_width(self) -> Tensor:
+        return (self._levels // 2).float()
+
+    def bound(self, z: Tensor) -> Tensor:
+        """Squash each channel to (-(L-1)/2, (L-1)/2), shifted so even L round to L values."""
+        levels = self._levels.float()
+        half = (levels - 1) * (1 + 1e-3) / 2
+        offset = torch.where(self._levels % 2 == 0, 0.5, 0.0)
+        shift = torch.atanh(offset / half)
+        return torch.tanh(z + shift) * half - offset
+
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """`z` `(..., dim)` -> (`quantized` `(..., dim)` in [-1, 1], `indices` `(...)`)."""
+        if z.shape[-1] != self.dim:
+            raise ValueError(f"expected inputs (..., {self.dim}) for levels {self.levels}, got {tuple(z.shape)}")
+        bounded = self.bound(z.float())
+        rounded = bounded + (bounded.round() - bounded).detach()  # straight-through
+        quantized = rounded / self._half_width()
+        return quantized.to(z.dtype), self.codes_to_indices(quantized)
+
+    def codes_to_indices(self, quantized: Tensor) -> Tensor:
+        digits = (quantized.float() * self._half_width() + self._half_width()).round().long()
+        return (digits * self._basis).sum(dim=-1)
+
+    def indices_to_codes(self, indices: Tensor) -> Tensor:
+        """Integer ids `(...)` -> quantized values `(..., dim)`; ids outside the codebook are a ValueError."""
+        if indices.numel() and (indices.min() < 0 or indices.max() >= self.codebook_size):
+            raise ValueError(
+                f"token ids must lie in [0, {self.codebook_size}), got [{int(indices.min())}, {int(indices.max())}]"
+            )
+        digits = (indices.long()[..., None] // self._basis) % self._levels
+        return (digits.float() - self._half_width()) / self._half_width()
