@@ -43,3 +43,20 @@ def test_paddle_moves_with_the_action():
     assert (info["paddle_x"] - x0) * direction > 10
     with pytest.raises(ValueError, match="one paddle velocity"):
         env.step([0.1, 0.2])
+
+
+def test_physics_dataset_has_clip_captions_and_states(tmp_path):
+    from wm_hub.cli import main
+    from wm_hub.data import load_dataset_dir
+
+    assert main(["data", "make", "physics", "--num-clips", "3", "--frames", "9", "--out", str(tmp_path / "p")]) == 0
+    ds = load_dataset_dir(tmp_path / "p").with_format("numpy")
+    assert len(ds) == 27 and ds[0]["object_states"].shape == (MAX_OBJECTS * 5,)
+    episodes, captions = np.asarray(ds["episode_index"]), list(ds["caption"])
+    for e in range(3):
+        rows = np.flatnonzero(episodes == e)
+        assert len({captions[r] for r in rows}) == 1, "one caption per clip"
+    env = PhysicsEnv()
+    env.reset(seed=1)
+    replay = [env.step(ds[int(r)]["action"])[4] for r in np.flatnonzero(episodes == 1)[:-1]]
+    assert replay[-1]["caption"] == captions[np.flatnonzero(episodes == 1)[0]]

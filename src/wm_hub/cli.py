@@ -150,6 +150,18 @@ def cmd_play(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_physics(args: argparse.Namespace) -> int:
+    from wm_hub.data import record_episodes, save_dataset
+    from wm_hub.envs.physics import PhysicsEnv, ScriptedPaddle
+
+    ds = record_episodes(PhysicsEnv(), args.num_clips, policy=ScriptedPaddle(args.seed), max_steps=args.frames - 1,
+                         seed=args.seed, info_keys=("object_states",), episode_captions=True)
+    save_dataset(ds, args.out)
+    print(json.dumps({"path": str(Path(args.out).resolve()), "rows": len(ds), "clips": args.num_clips,
+                      "seeds": [args.seed, args.seed + args.num_clips - 1]}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wm-hub", description="A hub of world models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -202,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="first level seed (held-out levels: 1000000)")
     p.add_argument("--out", required=True, help="output folder (Hugging Face dataset)")
     p.set_defaults(func=cmd_data_platformer)
+    p = make.add_parser("physics", help="captioned 2D physics clips (pymunk)")
+    p.add_argument("--num-clips", type=int, default=1000, help="one scene (seed) per clip")
+    p.add_argument("--frames", type=int, default=33, help="frames per clip")
+    p.add_argument("--seed", type=int, default=0, help="first scene seed (held-out scenes: 1000000)")
+    p.add_argument("--out", required=True, help="output folder (Hugging Face dataset)")
+    p.set_defaults(func=cmd_data_physics)
     return parser
 
 

@@ -11,8 +11,10 @@ One row per observed frame, episodes back to back:
 | `reward` | float32 | reward for a_k |
 | `terminated`, `truncated` | bool | whether the episode ended after a_k |
 | `is_last` | bool | the episode's final frame (no action follows it) |
-| `caption` | str | `info["caption"]`, for envs that describe their frames |
+| `caption` | str | `info["caption"]`, for envs that describe their frames (with `episode_captions`, the
+  episode's last caption on every row: a description of the whole clip) |
 | `camera_pose` | float32 `(16,)` | `info["camera_pose"]`, a 4x4 camera-to-world matrix, for envs with a camera |
+| *key* of `info_keys` | float32 `(D,)` | `info[key]` as a flat vector (e.g. simulator object states) |
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def _resize(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     return np.asarray(Image.fromarray(frame).resize((size[1], size[0]), Image.BILINEAR))
 
 
-def _features(env: gym.Env, frame: np.ndarray, has_state: bool, info: dict) -> datasets.Features:
+def _features(env: gym.Env, frame: np.ndarray, has_state: bool, info: dict, info_keys: tuple[str, ...]
+              ) -> datasets.Features:
     space = env.action_space
     if isinstance(space, gym.spaces.Discrete):
         action = datasets.Value("int64")
@@ -69,6 +72,10 @@ def _features(env: gym.Env, frame: np.ndarray, has_state: bool, info: dict) -> d
         features["caption"] = datasets.Value("string")
     if "camera_pose" in info:
         features["camera_pose"] = datasets.Sequence(datasets.Value("float32"), length=16)
+    for key in info_keys:
+        if key not in info:
+            raise ValueError(f"info_keys names {key!r}, but the env's info has only {sorted(info)}")
+        features[key] = datasets.Sequence(datasets.Value("float32"), length=int(np.size(info[key])))
     return datasets.Features(features)
 
 
@@ -81,13 +88,16 @@ def record_episodes(
     seed: int = 0,
     image_size: tuple[int, int] | None = None,
     env_kwargs: dict | None = None,
+    info_keys: tuple[str, ...] = (),
+    episode_captions: bool = False,
     progress: bool = True,
 ) -> datasets.Dataset:
     """Run `num_episodes` episodes and return them as a dataset (columns in the module docstring).
 
     `env` is an env or a gymnasium id (made with `render_mode="rgb_array"`). `policy(obs, info)`
     returns an action; by default actions are sampled from the action space (seeded). Episode `i`
-    is reset with seed `seed + i`. Frames are resized to `image_size` (H, W) if given.
+    is reset with seed `seed + i`. Frames are resized to `image_size` (H, W) if given. `info_keys`
+    names extra `info` entries to record; `episode_captions` gives every row its episode's final caption.
     """
     if num_episodes < 1:
         raise ValueError(f"expected num_episodes >= 1, got {num_episodes}")
@@ -110,7 +120,7 @@ def record_episodes(
         nonlocal features
         frame = _resize(np.asarray(obs if image_obs else env.render(), dtype=np.uint8), image_size)
         if features is None:
-            features = _features(env, frame, not image_obs, info)
+            features = _features(env, frame, not image_obs, info, info_keys)
         row: dict[str, Any] = {"observation": frame}
         if not image_obs:
             row["state"] = np.asarray(obs, dtype=np.float32).reshape(-1)
@@ -118,6 +128,8 @@ def record_episodes(
             row["caption"] = str(info.get("caption", ""))
         if "camera_pose" in features:
             row["camera_pose"] = np.asarray(info["camera_pose"], dtype=np.float32).reshape(16)
+        for key in info_keys:
+            row[key] = np.asarray(info[key], dtype=np.float32).reshape(-1)
         return row
 
     def add(row: dict) -> None:
@@ -140,6 +152,9 @@ def record_episodes(
             ended = terminated or truncated
     if isinstance(space, gym.spaces.Box):
         columns["action"] = [np.asarray(a, dtype=np.float32).reshape(-1) for a in columns["action"]]
+    if episode_captions and "caption" in columns:
+        last = {e: c for e, c in zip(columns["episode_index"], columns["caption"], strict=True)}
+        columns["caption"] = [last[e] for e in columns["episode_index"]]
     return datasets.Dataset.from_dict(columns, features=features)
 
 

@@ -174,3 +174,19 @@ class PhysicsEnv(gym.Env):
 
     def render(self) -> np.ndarray:
         return self._frame()
+
+
+class ScriptedPaddle:
+    """The paddle policy of the captioned dataset: a random velocity held for 4-12 steps, still half the
+    time, so some clips show pushing and some only falling and bouncing."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.velocity, self.hold = 0.0, 0
+
+    def __call__(self, obs: np.ndarray, info: dict) -> np.ndarray:
+        if self.hold <= 0:
+            self.velocity = 0.0 if self.rng.random() < 0.5 else float(self.rng.uniform(-1, 1))
+            self.hold = int(self.rng.integers(4, 13))
+        self.hold -= 1
+        return np.array([self.velocity], dtype=np.float32)
