@@ -124,7 +124,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for m in metrics:
         print(f"{m.name:45s} {m.value:8.4f} {m.unit}")
     if args.write_card:
-        command = f"wm-hub eval {args.name} --data {args.data} --count {args.count}"
+        from wm_hub.hub import shipped_dir
+
+        shipped = folder.resolve().parent == shipped_dir().resolve()
+        command = f"wm-hub eval {folder.name if shipped else args.name} --data {args.data} --count {args.count}"
         evaluation.write_card(folder, model, metrics, command, Path(args.training_notes).read_text())
         print(f"wrote {folder / 'README.md'}")
     return 0
