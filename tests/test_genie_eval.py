@@ -69,7 +69,7 @@ def test_cli_eval_writes_card_and_demo_plays(pipe, held_out, tmp_path, monkeypat
                  "--training-notes", str(notes)]) == 0
     card = ModelCard.load(cards / "genie-tiny" / "README.md")
     assert card.data.pipeline_tag == "image-to-video" and len(card.data.eval_results) == 9
-    assert f"wm-hub eval {folder} --data {held_out} --count 4" in card.text
+    assert f"wm-hub eval genie-tiny --data {held_out} --count 4" in card.text  # named as shipped
     assert "Tiny random parts, no training." in card.text
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
