@@ -68,15 +68,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
         cmd_list(args)
     for info in models:
         evaluation = _family_module(info.family, "evaluation")
-        if hasattr(evaluation, "demo"):
-            print(evaluation.demo(load(info.path), args.out, info.name))
+        if evaluation is None or not hasattr(evaluation, "demo"):
+            print(f"{info.name}: family {info.family!r} has no demo")
+            continue
+        print(evaluation.demo(load(info.path), args.out, info.name))
     return 0
 
 
 def _family_module(family: str, kind: str):
+    """`wm_hub.models.<family>.<kind>_<family>`, or None if the family has no such module."""
     import importlib
+    import importlib.util
 
-    return importlib.import_module(f"wm_hub.models.{family}.{kind}_{family}")
+    name = f"wm_hub.models.{family}.{kind}_{family}"
+    try:
+        found = importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # no such family package
+        found = False
+    return importlib.import_module(name) if found else None
 
 
 def cmd_push(args: argparse.Namespace) -> int:
@@ -119,7 +128,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError("--write-card needs --training-notes FILE, the card's training section")
     folder = resolve(args.name)
     model = load(folder)
-    evaluation = _family_module(type(model).__module__.split(".")[2], "evaluation")  # wm_hub.models.<family>
+    family = type(model).__module__.split(".")[2]  # wm_hub.models.<family>.<module>
+    evaluation = _family_module(family, "evaluation")
+    if evaluation is None:
+        raise ValueError(f"{args.name} is a {type(model).__name__}; family {family!r} has no evaluation yet")
     metrics = evaluation.evaluate(model, args.data, count=args.count)
     for m in metrics:
         print(f"{m.name:45s} {m.value:8.4f} {m.unit}")
