@@ -99,6 +99,14 @@ def resolve(
     ) from cause
 
 
+HUB_KWARGS = ("revision", "cache_dir", "token", "local_files_only")
+
+
+def resolve_from_kwargs(name_or_path: str | os.PathLike, kwargs: dict[str, Any]) -> Path:
+    """`resolve` for a `from_pretrained`: takes (pops) the Hub arguments out of `kwargs`."""
+    return resolve(name_or_path, **{key: kwargs.pop(key) for key in HUB_KWARGS if kwargs.get(key) is not None})
+
+
 def count_parameters(folder: str | os.PathLike) -> int:
     """Number of parameters in every safetensors file below `folder`, read from headers only."""
     from safetensors import safe_open

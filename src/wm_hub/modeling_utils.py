@@ -9,9 +9,7 @@ import torch
 from transformers import PreTrainedModel
 
 from wm_hub.checkpoint import atomic_directory, check_model_type, weight_files
-from wm_hub.hub import resolve
-
-_HUB_KWARGS = ("revision", "cache_dir", "token", "local_files_only")
+from wm_hub.hub import resolve_from_kwargs
 
 
 class WorldModelPreTrainedModel(PreTrainedModel):
@@ -24,8 +22,7 @@ class WorldModelPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args: Any, **kwargs: Any):
-        hub_kwargs = {key: kwargs.pop(key) for key in _HUB_KWARGS if kwargs.get(key) is not None}
-        folder = resolve(pretrained_model_name_or_path, **hub_kwargs)
+        folder = resolve_from_kwargs(pretrained_model_name_or_path, kwargs)
         check_model_type(folder, cls.config_class.model_type, cls.__name__)
         weight_files(folder)
         kwargs["use_safetensors"] = True

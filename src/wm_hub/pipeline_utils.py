@@ -10,10 +10,9 @@ from typing import Any
 from diffusers import DiffusionPipeline
 
 from wm_hub.checkpoint import CheckpointError, read_json
-from wm_hub.hub import PIPELINE_INDEX, resolve
+from wm_hub.hub import PIPELINE_INDEX, resolve_from_kwargs
 
 _LIBRARIES = ("wm_hub", "diffusers", "transformers")
-_HUB_KWARGS = ("revision", "cache_dir", "token", "local_files_only")
 
 
 def _component_class(library: str, class_name: str) -> type:
@@ -34,8 +33,7 @@ class WorldModelPipeline(DiffusionPipeline):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any):
-        hub_kwargs = {key: kwargs.pop(key) for key in _HUB_KWARGS if kwargs.get(key) is not None}
-        folder = resolve(pretrained_model_name_or_path, **hub_kwargs)
+        folder = resolve_from_kwargs(pretrained_model_name_or_path, kwargs)
         index = read_json(folder / PIPELINE_INDEX, f"the index of a {cls.__name__} folder")
         found = index.get("_class_name")
         if found != cls.__name__:
