@@ -38,6 +38,8 @@ _LAZY_IMPORTS = {
     "LatentActionModel": "wm_hub.models.genie.modeling_genie",
     "DynamicsModel": "wm_hub.models.genie.modeling_genie",
     "GeniePipeline": "wm_hub.models.genie.pipeline_genie",
+    # Cosmos-style
+    "CausalVideoTokenizer": "wm_hub.models.cosmos.autoencoder_cosmos",
 }
 
 __all__ = sorted(_LAZY_IMPORTS)

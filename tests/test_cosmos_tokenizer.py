@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wm_hub.checkpoint import CheckpointError
+from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
+
+SMALL = {"base_channels": 8, "channel_multipliers": (1, 2, 2, 2), "num_heads": 2}
+
+
+@pytest.fixture(scope="module", params=["continuous", "discrete"])
+def tokenizer(request):
+    torch.manual_seed(0)
+    return CausalVideoTokenizer(**SMALL, quantizer=request.param, fsq_levels=(4, 4, 3)).eval()
+
+
+def clip(T=9, B=2, size=32):
+    return torch.rand(B, T, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+@torch.no_grad()
+def test_shapes(tokenizer):
+    out = tokenizer.encode(clip())
+    channels = 16 if tokenizer.config.quantizer == "continuous" else 3
+    assert out.latents.shape == (2, 3, channels, 4, 4)
+    assert tokenizer.decode(out.latents).sample.shape == (2, 9, 3, 32, 32)
+    if tokenizer.fsq is not None:
+        assert out.indices.shape == (2, 3, 4, 4) and out.indices.max() < 48
+        torch.testing.assert_close(tokenizer.detokenize(out.indices), tokenizer.decode(out.latents).sample)
+
+
+@torch.no_grad()
+def test_encoding_is_causal(tokenizer):
+    """Encoding the first 1 + 4j frames gives exactly the first 1 + j latent frames of the whole clip,
+    and decoding the first latents gives the first frames."""
+    video = clip()
+    whole = tokenizer.encode(video).latents
+    for j in (0, 1):
+        torch.testing.assert_close(tokenizer.encode(video[:, : 1 + 4 * j]).latents, whole[:, : 1 + j], rtol=0, atol=0)
+    decoded = tokenizer.decode(whole).sample
+    torch.testing.assert_close(tokenizer.decode(whole[:, :2]).sample, decoded[:, :5], rtol=0, atol=0)
+
+
+@torch.no_grad()
+def test_streaming_equals_whole_clip(tokenizer):
+    video = clip()
+    state: dict = {}
+    parts = [tokenizer.encode(video[:, :1], state=state).latents]
+    parts += [tokenizer.encode(video[:, 1 + 4 * j: 5 + 4 * j], state=state).latents for j in range(2)]
+    whole = tokenizer.encode(video).latents
+    torch.testing.assert_close(torch.cat(parts, dim=1), whole, rtol=0, atol=0)
+    state = {}
+    frames = [tokenizer.decode(whole[:, t: t + 1], state=state).sample for t in range(3)]
+    assert [f.shape[1] for f in frames] == [1, 4, 4]
+    torch.testing.assert_close(torch.cat(frames, dim=1), tokenizer.decode(whole).sample, rtol=0, atol=0)
+
+
+@torch.no_grad()
+def test_bad_input(tokenizer):
+    with pytest.warns(UserWarning, match="7 frames do not fit temporal compression 4: padded to 9"):
+        out = tokenizer(clip(T=7))
+    assert out.sample.shape[1] == 7
+    with pytest.raises(ValueError, match="does not fit spatial compression 8: .* e.g. 24x32"):
+        tokenizer.encode(torch.zeros(1, 5, 3, 30, 32))
+    with pytest.raises(ValueError, match=r"expected video \(B, T, 3, H, W\)"):
+        tokenizer.encode(torch.zeros(5, 3, 32, 32))
+    if tokenizer.fsq is not None:
+        with pytest.raises(ValueError, match=r"\[0, 48\)"):
+            tokenizer.detokenize(torch.full((1, 1, 4, 4), 48))
+    else:
+        with pytest.raises(ValueError, match="needs the discrete"):
+            tokenizer.tokenize(clip())
+
+
+def test_latent_normalisation_round_trip():
+    torch.manual_seed(0)
+    model = CausalVideoTokenizer(**SMALL, latents_mean=[0.5] * 16, latents_std=[2.0] * 16).eval()
+    raw = CausalVideoTokenizer(**SMALL).eval()
+    raw.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        video = clip(T=5)
+        torch.testing.assert_close(model.encode(video).latents, (raw.encode(video).latents - 0.5) / 2.0)
+        torch.testing.assert_close(model(video).sample, raw(video).sample)
+
+
+def test_save_load_and_loss_goes_down(tmp_path):
+    torch.manual_seed(0)
+    model = CausalVideoTokenizer(**SMALL)
+    video = torch.full((1, 5, 3, 32, 32), -0.5)
+    for t in range(5):  # a square moving right
+        video[0, t, :, 10:18, 4 + 3 * t: 12 + 3 * t] = 0.8
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    first = (model(video).sample - video).abs().mean().item()
+    for _ in range(15):
+        opt.zero_grad()
+        loss = (model(video).sample - video).abs().mean()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.8 * first
+    model.eval().save_pretrained(tmp_path / "tok")
+    assert sorted(p.name for p in (tmp_path / "tok").iterdir()) == ["config.json", "diffusion_pytorch_model.safetensors"]
+    loaded = CausalVideoTokenizer.from_pretrained(tmp_path / "tok")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(video).sample, model(video).sample, rtol=0, atol=0)
+    (tmp_path / "tok" / "diffusion_pytorch_model.safetensors").write_bytes(b"\0" * 10)
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        CausalVideoTokenizer.from_pretrained(tmp_path / "tok")
