@@ -99,7 +99,8 @@ def test_save_load_and_loss_goes_down(tmp_path):
         opt.step()
     assert loss.item() < 0.8 * first
     model.eval().save_pretrained(tmp_path / "tok")
-    assert sorted(p.name for p in (tmp_path / "tok").iterdir()) == ["config.json", "diffusion_pytorch_model.safetensors"]
+    names = sorted(p.name for p in (tmp_path / "tok").iterdir())
+    assert names == ["config.json", "diffusion_pytorch_model.safetensors"]
     loaded = CausalVideoTokenizer.from_pretrained(tmp_path / "tok")
     with torch.no_grad():
         torch.testing.assert_close(loaded(video).sample, model(video).sample, rtol=0, atol=0)
