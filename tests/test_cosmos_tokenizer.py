@@ -21,13 +21,15 @@ def clip(T=9, B=2, size=32):
 
 @torch.no_grad()
 def test_shapes(tokenizer):
-    out = tokenizer.encode(clip())
+    latents = tokenizer.encode(clip()).latent_dist.mode()
     channels = 16 if tokenizer.config.quantizer == "continuous" else 3
-    assert out.latents.shape == (2, 3, channels, 4, 4)
-    assert tokenizer.decode(out.latents).sample.shape == (2, 9, 3, 32, 32)
+    assert latents.shape == (2, 3, channels, 4, 4)
+    assert torch.equal(tokenizer.encode(clip()).latent_dist.sample(), latents)
+    assert tokenizer.decode(latents).sample.shape == (2, 9, 3, 32, 32)
     if tokenizer.fsq is not None:
-        assert out.indices.shape == (2, 3, 4, 4) and out.indices.max() < 48
-        torch.testing.assert_close(tokenizer.detokenize(out.indices), tokenizer.decode(out.latents).sample)
+        ids = tokenizer.tokenize(clip())
+        assert ids.shape == (2, 3, 4, 4) and ids.max() < 48
+        torch.testing.assert_close(tokenizer.detokenize(ids), tokenizer.decode(latents).sample)
 
 
 @torch.no_grad()
@@ -35,9 +37,10 @@ def test_encoding_is_causal(tokenizer):
     """Encoding the first 1 + 4j frames gives exactly the first 1 + j latent frames of the whole clip,
     and decoding the first latents gives the first frames."""
     video = clip()
-    whole = tokenizer.encode(video).latents
+    whole = tokenizer.encode(video).latent_dist.mode()
     for j in (0, 1):
-        torch.testing.assert_close(tokenizer.encode(video[:, : 1 + 4 * j]).latents, whole[:, : 1 + j], rtol=0, atol=0)
+        first = tokenizer.encode(video[:, : 1 + 4 * j]).latent_dist.mode()
+        torch.testing.assert_close(first, whole[:, : 1 + j], rtol=0, atol=0)
     decoded = tokenizer.decode(whole).sample
     torch.testing.assert_close(tokenizer.decode(whole[:, :2]).sample, decoded[:, :5], rtol=0, atol=0)
 
@@ -46,9 +49,9 @@ def test_encoding_is_causal(tokenizer):
 def test_streaming_equals_whole_clip(tokenizer):
     video = clip()
     state: dict = {}
-    parts = [tokenizer.encode(video[:, :1], state=state).latents]
-    parts += [tokenizer.encode(video[:, 1 + 4 * j: 5 + 4 * j], state=state).latents for j in range(2)]
-    whole = tokenizer.encode(video).latents
+    parts = [tokenizer.encode(video[:, :1], state=state).latent_dist.mode()]
+    parts += [tokenizer.encode(video[:, 1 + 4 * j: 5 + 4 * j], state=state).latent_dist.mode() for j in range(2)]
+    whole = tokenizer.encode(video).latent_dist.mode()
     torch.testing.assert_close(torch.cat(parts, dim=1), whole, rtol=0, atol=0)
     state = {}
     frames = [tokenizer.decode(whole[:, t: t + 1], state=state).sample for t in range(3)]
@@ -80,7 +83,8 @@ def test_latent_normalisation_round_trip():
     raw.load_state_dict(model.state_dict())
     with torch.no_grad():
         video = clip(T=5)
-        torch.testing.assert_close(model.encode(video).latents, (raw.encode(video).latents - 0.5) / 2.0)
+        expected = (raw.encode(video).latent_dist.mode() - 0.5) / 2.0
+        torch.testing.assert_close(model.encode(video).latent_dist.mode(), expected)
         torch.testing.assert_close(model(video).sample, raw(video).sample)
 
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.autoencoders.vae import DecoderOutput
-from diffusers.utils import BaseOutput
+from diffusers.models.autoencoders.vae import DecoderOutput, IdentityDistribution
+from diffusers.models.modeling_outputs import AutoencoderKLOutput
 from torch import Tensor, nn
 
 from wm_hub.diffusers_utils import WorldModelMixin
@@ -131,15 +130,6 @@ class Upsample(nn.Module):
         return self.conv(x, state)
 
 
-@dataclass
-class TokenizerEncoderOutput(BaseOutput):
-    """`latents` `(B, T', C', H', W')`: continuous latents (normalised with the config's stats), or the
-    FSQ-quantized values; `indices` `(B, T', H', W')` for the discrete variant, else None."""
-
-    latents: Tensor
-    indices: Tensor | None = None
-
-
 class CausalVideoTokenizer(WorldModelMixin, ConfigMixin):
     """Causal video tokenizer with a continuous or an FSQ-discrete bottleneck (see the module docstring)."""
 
@@ -244,12 +234,8 @@ class CausalVideoTokenizer(WorldModelMixin, ConfigMixin):
         return (torch.tensor(c.latents_mean, dtype=z.dtype, device=z.device).view(shape),
                 torch.tensor(c.latents_std, dtype=z.dtype, device=z.device).view(shape))
 
-    def encode(self, video: Tensor, state: StreamingState | None = None) -> TokenizerEncoderOutput:
-        """Video `(B, T, C, H, W)` -> latents `(B, T', C', H', W')` (and token ids for the discrete variant).
-
-        A frame count that is not 1 + k * temporal_compression is padded by repeating the last frame
-        (with a warning); `decode(..., num_frames=T)` crops it back. With a `state` (a dict, empty at
-        first), call it with the first frame, then with groups of temporal_compression frames."""
+    def _encode(self, video: Tensor, state: StreamingState | None) -> tuple[Tensor, Tensor | None]:
+        """Video `(B, T, C, H, W)` -> (latents `(B, T', C', H', W')`, token ids `(B, T', H', W')` or None)."""
         pad = self.check_video(video)
         if pad and state is None:
             warnings.warn(f"{video.shape[1]} frames do not fit temporal compression "
@@ -258,9 +244,21 @@ class CausalVideoTokenizer(WorldModelMixin, ConfigMixin):
         z = self._encode_raw(video.transpose(1, 2), state).transpose(1, 2)  # (B, T', C', H', W')
         if self.fsq is not None:
             quantized, indices = self.fsq(z.movedim(2, -1))
-            return TokenizerEncoderOutput(latents=quantized.movedim(-1, 2), indices=indices)
+            return quantized.movedim(-1, 2), indices
         stats = self._stats(z)
-        return TokenizerEncoderOutput(latents=(z - stats[0]) / stats[1] if stats else z)
+        return ((z - stats[0]) / stats[1] if stats else z), None
+
+    def encode(self, video: Tensor, state: StreamingState | None = None, return_dict: bool = True
+               ) -> AutoencoderKLOutput | tuple:
+        """Video `(B, T, C, H, W)` -> `AutoencoderKLOutput` whose `latent_dist` (deterministic: `.mode()` and
+        `.sample()` agree) holds latents `(B, T', C', H', W')`: normalised continuous latents, or the
+        FSQ-quantized values of the discrete variant (its token ids: `tokenize`).
+
+        A frame count that is not 1 + k * temporal_compression is padded by repeating the last frame
+        (with a warning); `decode(..., num_frames=T)` crops it back. With a `state` (a dict, empty at
+        first), call it with the first frame, then with groups of temporal_compression frames."""
+        dist = IdentityDistribution(self._encode(video, state)[0])
+        return AutoencoderKLOutput(latent_dist=dist) if return_dict else (dist,)
 
     def decode(self, latents: Tensor, num_frames: int | None = None, state: StreamingState | None = None,
                return_dict: bool = True) -> DecoderOutput | tuple:
@@ -276,7 +274,7 @@ class CausalVideoTokenizer(WorldModelMixin, ConfigMixin):
         """Discrete variant: video `(B, T, C, H, W)` -> token ids `(B, T', H', W')`."""
         if self.fsq is None:
             raise ValueError("tokenize() needs the discrete (FSQ) variant; this tokenizer is continuous")
-        return self.encode(video).indices
+        return self._encode(video, None)[1]
 
     def detokenize(self, indices: Tensor, num_frames: int | None = None) -> Tensor:
         """Discrete variant: token ids `(B, T', H', W')` -> video `(B, T, C, H, W)`; ids outside the codebook
@@ -288,5 +286,5 @@ class CausalVideoTokenizer(WorldModelMixin, ConfigMixin):
 
     def forward(self, video: Tensor, return_dict: bool = True) -> DecoderOutput | tuple:
         """Reconstruct a video `(B, T, C, H, W)` (padded in time if needed, cropped back)."""
-        reconstruction = self.decode(self.encode(video).latents, num_frames=video.shape[1]).sample
+        reconstruction = self.decode(self._encode(video, None)[0], num_frames=video.shape[1]).sample
         return DecoderOutput(sample=reconstruction) if return_dict else (reconstruction,)
