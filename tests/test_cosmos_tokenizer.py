@@ -111,3 +111,16 @@ def test_save_load_and_loss_goes_down(tmp_path):
     (tmp_path / "tok" / "diffusion_pytorch_model.safetensors").write_bytes(b"\0" * 10)
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         CausalVideoTokenizer.from_pretrained(tmp_path / "tok")
+
+
+def test_wm_hub_load_dispatches_diffusers_models(tmp_path):
+    import json
+
+    import wm_hub
+
+    CausalVideoTokenizer(**SMALL).save_pretrained(tmp_path / "tok")
+    assert isinstance(wm_hub.load(tmp_path / "tok"), CausalVideoTokenizer)
+    config = json.loads((tmp_path / "tok" / "config.json").read_text())
+    (tmp_path / "tok" / "config.json").write_text(json.dumps({**config, "_class_name": "os.system"}))
+    with pytest.raises(CheckpointError, match="not a wm_hub class"):
+        wm_hub.load(tmp_path / "tok")

@@ -160,30 +160,29 @@ def list_models() -> list[ModelInfo]:
 
 
 def load(name_or_path: str | os.PathLike, **kwargs: Any) -> Any:
-    """Load any checkpoint: a pipeline folder (`model_index.json`) with diffusers'
-    `DiffusionPipeline`, a model folder (`config.json`) with transformers' `AutoModel`."""
+    """Load any wm_hub checkpoint: a pipeline folder (`model_index.json`) or a diffusers model folder
+    (`_class_name` in `config.json`) with the wm_hub class it names, a transformers model folder with
+    `AutoModel`. Classes outside wm_hub are never imported from a checkpoint's JSON."""
+    import importlib
+
+    from wm_hub.checkpoint import read_json
+
     folder = resolve(name_or_path)
-    if (folder / PIPELINE_INDEX).is_file():
-        import importlib
+    index = folder / PIPELINE_INDEX if (folder / PIPELINE_INDEX).is_file() else folder / CONFIG_NAME
+    config = read_json(index, f"{PIPELINE_INDEX} or {CONFIG_NAME} of a wm_hub checkpoint")
+    name = config.get("_class_name")
+    if name is not None or index.name == PIPELINE_INDEX:
+        cls = getattr(importlib.import_module("wm_hub"), str(name), None)
+        if cls is None:
+            raise CheckpointError(f"{index} names class {name!r}, which is not a wm_hub class")
+        return cls.from_pretrained(folder, **kwargs)
+    from transformers import AutoModel
 
-        from diffusers import DiffusionPipeline
+    from wm_hub.auto import register_auto_classes
 
-        from wm_hub.checkpoint import read_json
-
-        name = read_json(folder / PIPELINE_INDEX, "a pipeline index").get("_class_name", "")
-        pipeline_cls = getattr(importlib.import_module("wm_hub"), name, None)
-        if pipeline_cls is None:
-            return DiffusionPipeline.from_pretrained(folder, **kwargs)
-        return pipeline_cls.from_pretrained(folder, **kwargs)
-    if (folder / CONFIG_NAME).is_file():
-        from transformers import AutoModel
-
-        from wm_hub.auto import register_auto_classes
-
-        register_auto_classes()
-        weight_files(folder)
-        return AutoModel.from_pretrained(folder, **kwargs)
-    raise CheckpointError(f"{folder} has neither {PIPELINE_INDEX} nor {CONFIG_NAME}; expected a checkpoint")
+    register_auto_classes()
+    weight_files(folder)
+    return AutoModel.from_pretrained(folder, **kwargs)
 
 
 def push(
