@@ -124,3 +124,16 @@ def test_wm_hub_load_dispatches_diffusers_models(tmp_path):
     (tmp_path / "tok" / "config.json").write_text(json.dumps({**config, "_class_name": "os.system"}))
     with pytest.raises(CheckpointError, match="not a wm_hub class"):
         wm_hub.load(tmp_path / "tok")
+
+
+def test_evaluation_reports_tokenbench_numbers(tmp_path, capsys):
+    from wm_hub.cli import main
+
+    assert main(["data", "make", "physics", "--num-clips", "2", "--frames", "18", "--seed", "1000000",
+                 "--out", str(tmp_path / "eval")]) == 0
+    torch.manual_seed(0)
+    CausalVideoTokenizer(**SMALL).save_pretrained(tmp_path / "tok")
+    assert main(["eval", str(tmp_path / "tok"), "--data", str(tmp_path / "eval"), "--count", "2"]) == 0
+    out = capsys.readouterr().out
+    for name in ("PSNR", "SSIM", "temporal-difference PSNR", "PSNR, out of distribution (platformer)"):
+        assert name in out

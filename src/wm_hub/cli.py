@@ -132,6 +132,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     evaluation = _family_module(family, "evaluation")
     if evaluation is None:
         raise ValueError(f"{args.name} is a {type(model).__name__}; family {family!r} has no evaluation yet")
+    if args.write_card and not hasattr(evaluation, "write_card"):
+        raise ValueError(f"family {family!r} has no card writer yet; run without --write-card")
     metrics = evaluation.evaluate(model, args.data, count=args.count)
     for m in metrics:
         print(f"{m.name:45s} {m.value:8.4f} {m.unit}")
