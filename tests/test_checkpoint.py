@@ -95,3 +95,13 @@ def test_atomic_directory_replace_swaps_whole_folder(tmp_path):
         (tmp / "new.arrow").write_text("new shard")
     assert [p.name for p in target.iterdir()] == ["new.arrow"]
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]
+
+
+def test_saved_folders_get_default_permissions(tiny_model, tmp_path):
+    umask = os.umask(0o022)
+    try:
+        tiny_model.save_pretrained(tmp_path / "ckpt")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "ckpt").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "ckpt" / "model.safetensors").stat().st_mode & 0o777 == 0o644

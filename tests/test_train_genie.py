@@ -56,6 +56,19 @@ def test_all_stages_train_resume_and_write_folders(tmp_path):
     assert train_genie.main(["--stage", "lam", "--config", str(config), "--resume", "--max-steps", "4"]) == 0
     rows = list(csv.DictReader(open(tmp_path / "lam" / "log.csv")))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    # on another machine only the committed portable state is there: --resume goes on from it
+    cfg = yaml.safe_load(config.read_text())
+    cfg["lam"]["train"]["portable_dir"] = str(tmp_path / "portable-lam")
+    config.write_text(yaml.safe_dump(cfg))
+    assert train_genie.main(["--stage", "lam", "--config", str(config), "--resume", "--max-steps", "6"]) == 0
+    assert (tmp_path / "portable-lam" / "trainer_state.safetensors").stat().st_size < (
+        tmp_path / "lam" / "checkpoint" / "trainer_state.safetensors").stat().st_size
+    import shutil
+
+    shutil.rmtree(tmp_path / "lam" / "checkpoint")
+    assert train_genie.main(["--stage", "lam", "--config", str(config), "--resume", "--max-steps", "7"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "lam" / "log.csv")))
+    assert [int(r["step"]) for r in rows][-1] == 7 and len(rows) == 7
     pipe = wm_hub.load(tmp_path / "dynamics" / "pipeline")
     assert pipe(PlatformerEnv().reset(seed=0)[0], actions=[1, 2]).frames.shape == (1, 3, 64, 64, 3)
 

@@ -56,3 +56,17 @@ def test_train_config_checks():
     with pytest.raises(ValueError, match=r"unknown training settings \['stpes'\]"):
         TrainConfig.from_dict({"stpes": 3})
     assert TrainConfig.from_dict({"mixed_precision": False}).mixed_precision == "no"
+
+
+def test_portable_state_restores_weights_step_and_schedule(tmp_path):
+    model, optimizer, scheduler, config = _setup(0)
+    for _ in range(3):
+        model(torch.randn(4, 4)).sum().backward()
+        optimizer.step()
+        scheduler.step()
+    save_training_state(tmp_path / "p", model, None, scheduler, 3, config, dtype=torch.float16)
+    model2, optimizer2, scheduler2, _ = _setup(1)
+    assert load_training_state(tmp_path / "p", model2, optimizer2, scheduler2) == 3
+    for a, b in zip(model.parameters(), model2.parameters(), strict=True):
+        assert b.dtype == torch.float32 and torch.equal(a.half().float(), b)
+    assert scheduler2.get_last_lr() == scheduler.get_last_lr() and not optimizer2.state

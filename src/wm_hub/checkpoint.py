@@ -39,6 +39,7 @@ def atomic_directory(target: str | os.PathLike, replace: bool = False) -> Iterat
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield tmp
+        _default_permissions(tmp)
         if not target.exists():
             os.replace(tmp, target)
             return
@@ -54,6 +55,14 @@ def atomic_directory(target: str | os.PathLike, replace: bool = False) -> Iterat
                 os.replace(entry, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _default_permissions(root: Path) -> None:
+    """Give a folder made with mkdtemp (0700) and its files the permissions a plain mkdir/open would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [root, *root.rglob("*")]:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def read_json(path: Path, what: str) -> dict:

@@ -47,6 +47,9 @@ class TrainConfig:
     save_every: int = 250
     num_workers: int = 0
     seed: int = 0
+    # A small copy of each checkpoint (float16 weights, no optimiser state) to commit, so that a run can
+    # go on on another machine; `--resume` falls back to it when `output_dir/checkpoint` is missing.
+    portable_dir: str | None = None
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -72,14 +75,17 @@ STATE_META, STATE_TENSORS = "trainer_state.json", "trainer_state.safetensors"
 
 
 def save_training_state(
-    folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, step: int, config: TrainConfig
+    folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None, scheduler: Any, step: int,
+    config: TrainConfig, dtype: torch.dtype | None = None,
 ) -> None:
     """Write model, optimiser, scheduler and RNG state to `folder` as safetensors + JSON (no pickle),
-    through a temporary folder and a rename."""
+    through a temporary folder and a rename. Without an `optimizer` and with a `dtype` (e.g. float16),
+    it writes a small portable state, for carrying a run across machines in git."""
     from safetensors.torch import save_file
 
-    tensors = {f"model.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()}
-    optim = optimizer.state_dict()
+    tensors = {f"model.{k}": v.detach().to(dtype or v.dtype).clone().contiguous()
+               for k, v in model.state_dict().items()}
+    optim = optimizer.state_dict() if optimizer is not None else {"state": {}, "param_groups": None}
     scalars = {}
     for index, state in optim["state"].items():
         for name, value in state.items():
@@ -96,12 +102,18 @@ def save_training_state(
 
 
 def load_training_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> int:
-    """Restore what `save_training_state` wrote; return the step to continue from."""
+    """Restore what `save_training_state` wrote; return the step to continue from. A portable state (no
+    optimiser state) restores the weights, step and schedule; the optimiser starts afresh."""
     from safetensors.torch import load_file
 
     meta = json.loads((folder / STATE_META).read_text())
     tensors = load_file(folder / STATE_TENSORS)
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    weights = model.state_dict()
+    model.load_state_dict({k[6:]: v.to(weights[k[6:]].dtype) for k, v in tensors.items() if k.startswith("model.")})
+    scheduler.load_state_dict(meta["scheduler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    if meta["param_groups"] is None:
+        return int(meta["step"])
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
@@ -111,8 +123,6 @@ def load_training_state(folder: Path, model: nn.Module, optimizer: torch.optim.O
         index, name = key.split(".", 1)
         state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    scheduler.load_state_dict(meta["scheduler"])
-    torch.set_rng_state(tensors["rng.torch"])
     return int(meta["step"])
 
 
@@ -154,16 +164,23 @@ def train(
 
     start = 0
     state_dir = out / "checkpoint"
+    portable = Path(config.portable_dir) if config.portable_dir else None
     if resume and (state_dir / STATE_META).is_file():
         start = load_training_state(state_dir, accelerator.unwrap_model(model), optimizer, scheduler)
         accelerator.print(f"resumed from {state_dir} at step {start}")
+    elif resume and portable is not None and (portable / STATE_META).is_file():
+        start = load_training_state(portable, accelerator.unwrap_model(model), optimizer, scheduler)
+        accelerator.print(f"resumed from the portable state {portable} at step {start} (fresh optimiser state)")
     elif resume:
         accelerator.print(f"no checkpoint in {state_dir}: starting from scratch")
 
     def save(step: int) -> None:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            save_training_state(state_dir, accelerator.unwrap_model(model), optimizer, scheduler, step, config)
+            unwrapped = accelerator.unwrap_model(model)
+            save_training_state(state_dir, unwrapped, optimizer, scheduler, step, config)
+            if portable is not None:
+                save_training_state(portable, unwrapped, None, scheduler, step, config, dtype=torch.float16)
         accelerator.wait_for_everyone()
 
     log_path = out / "log.csv"
