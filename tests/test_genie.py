@@ -186,3 +186,19 @@ def test_pipeline_save_load_identical(tmp_path):
     (tmp_path / "genie" / "dynamics" / "model.safetensors").write_bytes(b"broken")
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         GeniePipeline.from_pretrained(tmp_path / "genie")
+
+
+def test_lam_history_dropout_hides_earlier_frames_from_the_decoder():
+    torch.manual_seed(0)
+    lam = LatentActionModel(LatentActionConfig(image_size=SIZE, patch_size=8, hidden_size=16, encoder_layers=1,
+                                               decoder_layers=1, num_heads=2, num_actions=4, code_dim=8,
+                                               history_dropout=1.0)).train()
+    context = torch.randn(2, 3, 4, 16)
+    changed = context.clone()
+    changed[:, 0] += 1.0
+    a, b = lam.decode(context), lam.decode(changed)
+    torch.testing.assert_close(a[:, 1:], b[:, 1:])  # frames after the first do not see it
+    lam.eval()  # at inference (and with history_dropout 0) the decoder is causal over the clip
+    assert not torch.allclose(lam.decode(context)[:, 1:], lam.decode(changed)[:, 1:])
+    with pytest.raises(ValueError, match="history_dropout"):
+        LatentActionConfig(history_dropout=1.5)

@@ -142,7 +142,8 @@ class LatentActionOutput(ModelOutput):
 class LatentActionModel(GeniePreTrainedModel):
     """Encoder: a causal ST-transformer over the frames plus one learned action token per frame; the
     action token of frame t+1 (which has seen x_1..x_{t+1}) is quantized to one of `num_actions` codes.
-    Decoder: a causal ST-transformer that predicts x_{t+1} from x_1..x_t and the latent action a_t."""
+    Decoder: a causal ST-transformer that predicts x_{t+1} from x_1..x_t and the latent action a_t (in
+    training, for a share of clips, from x_t and a_t alone: see `LatentActionConfig.history_dropout`)."""
 
     config_class = LatentActionConfig
 
@@ -172,10 +173,25 @@ class LatentActionModel(GeniePreTrainedModel):
         """Video `(B, T, C, H, W)` -> latent action ids `(B, T-1)` in `range(num_actions)`."""
         return self.quantize_actions(video).indices
 
+    def decode(self, context: Tensor) -> Tensor:
+        """Decoder tokens `(B, T-1, N, D)` -> hidden states; in training, a `history_dropout` share of the
+        clips is decoded frame by frame (each frame alone, without the ones before it)."""
+        p = self.config.history_dropout
+        if not self.training or p == 0:
+            return self.decoder(context)
+        alone = torch.rand(context.shape[0], device=context.device) < p
+        hidden = torch.empty_like(context)
+        if (~alone).any():
+            hidden[~alone] = self.decoder(context[~alone])
+        if alone.any():
+            frames = context[alone]
+            hidden[alone] = self.decoder(frames.reshape(-1, 1, *frames.shape[2:])).view_as(frames)
+        return hidden
+
     def forward(self, video: Tensor, return_dict: bool = True) -> LatentActionOutput | tuple:
         q = self.quantize_actions(video)
         context = self.decoder_embed(video[:, :-1]) + self.action_proj(q.quantized)[:, :, None]  # (B, T-1, N, D)
-        reconstruction = self.unembed(self.decoder(context))
+        reconstruction = self.unembed(self.decode(context))
         loss = F.mse_loss(reconstruction, video[:, 1:]) + q.loss
         out = LatentActionOutput(loss, reconstruction, q.indices, q.loss, q.perplexity, q.codes_used)
         return out if return_dict else out.to_tuple()
