@@ -199,6 +199,6 @@ def test_lam_history_dropout_hides_earlier_frames_from_the_decoder():
     a, b = lam.decode(context), lam.decode(changed)
     torch.testing.assert_close(a[:, 1:], b[:, 1:])  # frames after the first do not see it
     lam.eval()  # at inference (and with history_dropout 0) the decoder is causal over the clip
-    assert not torch.allclose(lam.decode(context)[:, 1:], lam.decode(changed)[:, 1:])
+    assert (lam.decode(context)[:, 1:] - lam.decode(changed)[:, 1:]).abs().max() > 1e-4
     with pytest.raises(ValueError, match="history_dropout"):
         LatentActionConfig(history_dropout=1.5)
