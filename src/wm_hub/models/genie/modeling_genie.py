@@ -140,17 +140,21 @@ class LatentActionOutput(ModelOutput):
 
 
 class LatentActionModel(GeniePreTrainedModel):
-    """Encoder: a causal ST-transformer over the frames plus one learned action token per frame; the
-    action token of frame t+1 (which has seen x_1..x_{t+1}) is quantized to one of `num_actions` codes.
-    Decoder: a causal ST-transformer that predicts x_{t+1} from x_1..x_t and the latent action a_t (in
-    training, for a share of clips, from x_t and a_t alone: see `LatentActionConfig.history_dropout`)."""
+    """Encoder: a causal ST-transformer over the frames (each with its difference from the frame before,
+    which makes motion salient: without it the codes we trained learned the level's palette instead)
+    plus one learned action token per frame; the action token of frame t+1 (which has seen
+    x_1..x_{t+1}) is quantized to one of `num_actions` codes.
+    Decoder: a causal ST-transformer that predicts x_{t+1} from x_1..x_t and the latent action a_t, as the
+    change x_{t+1} - x_t (in training, for a share of clips, from x_t and a_t alone: see
+    `LatentActionConfig.history_dropout`)."""
 
     config_class = LatentActionConfig
 
     def __init__(self, config: LatentActionConfig) -> None:
         super().__init__(config)
         c = config
-        self.patch_embed = PatchEmbed(c.image_size, c.patch_size, c.in_channels, c.hidden_size)
+        # The encoder sees each frame and its difference from the one before (2C channels).
+        self.patch_embed = PatchEmbed(c.image_size, c.patch_size, 2 * c.in_channels, c.hidden_size)
         self.action_token = nn.Parameter(torch.zeros(1, 1, 1, c.hidden_size))
         self.encoder = STTransformer(c.hidden_size, c.encoder_layers, c.num_heads, c.mlp_ratio)
         self.to_code = nn.Linear(c.hidden_size, c.code_dim)
@@ -164,7 +168,8 @@ class LatentActionModel(GeniePreTrainedModel):
     def quantize_actions(self, video: Tensor) -> QuantizerOutput:
         """Video `(B, T, C, H, W)`, T >= 2 -> quantizer output over the T-1 transitions."""
         _check_video(video, min_frames=2)
-        x = self.patch_embed(video)  # (B, T, N, D)
+        change = torch.cat([torch.zeros_like(video[:, :1]), video.diff(dim=1)], dim=1)  # x_t - x_{t-1}
+        x = self.patch_embed(torch.cat([video, change], dim=2))  # (B, T, N, D)
         x = torch.cat([self.action_token.expand(*x.shape[:2], 1, -1), x], dim=2)  # (B, T, 1+N, D)
         h = self.encoder(x)[:, 1:, 0]  # (B, T-1, D): action tokens of frames 2..T
         return self.quantizer(self.to_code(h))
@@ -191,7 +196,8 @@ class LatentActionModel(GeniePreTrainedModel):
     def forward(self, video: Tensor, return_dict: bool = True) -> LatentActionOutput | tuple:
         q = self.quantize_actions(video)
         context = self.decoder_embed(video[:, :-1]) + self.action_proj(q.quantized)[:, :, None]  # (B, T-1, N, D)
-        reconstruction = self.unembed(self.decode(context))
+        # The decoder predicts the change x_{t+1} - x_t: the part of the next frame the action explains.
+        reconstruction = video[:, :-1] + self.unembed(self.decode(context))
         loss = F.mse_loss(reconstruction, video[:, 1:]) + q.loss
         out = LatentActionOutput(loss, reconstruction, q.indices, q.loss, q.perplexity, q.codes_used)
         return out if return_dict else out.to_tuple()
