@@ -202,3 +202,11 @@ def test_lam_history_dropout_hides_earlier_frames_from_the_decoder():
     assert (lam.decode(context)[:, 1:] - lam.decode(changed)[:, 1:]).abs().max() > 1e-4
     with pytest.raises(ValueError, match="history_dropout"):
         LatentActionConfig(history_dropout=1.5)
+
+
+def test_models_name_the_video_they_expect():
+    tok, lam, _ = tiny_parts()
+    with pytest.raises(ValueError, match=r"expected video \(B, T>=1, 3, 16, 16\), got shape \(1, 2, 4, 16, 16\)"):
+        tok(torch.zeros(1, 2, 4, SIZE, SIZE))
+    with pytest.raises(ValueError, match=r"expected video \(B, T>=2, 3, 16, 16\)"):
+        lam(torch.zeros(1, 1, 3, SIZE, SIZE))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from transformers import PretrainedConfig
 from transformers.utils import ModelOutput
 
 from wm_hub.layers.maskgit import maskgit_decode, random_token_mask
@@ -42,9 +43,10 @@ def _position(num: int, dim: int) -> nn.Parameter:
     return nn.Parameter(nn.init.trunc_normal_(torch.empty(num, dim), std=0.02))
 
 
-def _check_video(video: Tensor, min_frames: int = 1) -> None:
-    if video.dim() != 5 or video.shape[1] < min_frames:
-        raise ValueError(f"expected video (B, T>={min_frames}, C, H, W), got shape {tuple(video.shape)}")
+def _check_video(video: Tensor, config: PretrainedConfig, min_frames: int = 1) -> None:
+    c, s = config.in_channels, config.image_size
+    if video.dim() != 5 or video.shape[1] < min_frames or tuple(video.shape[2:]) != (c, s, s):
+        raise ValueError(f"expected video (B, T>={min_frames}, {c}, {s}, {s}), got shape {tuple(video.shape)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,7 +88,7 @@ class VideoTokenizer(GeniePreTrainedModel):
 
     def quantize(self, video: Tensor) -> QuantizerOutput:
         """Video `(B, T, C, H, W)` -> quantizer output with `indices` `(B, T, N)`."""
-        _check_video(video)
+        _check_video(video, self.config)
         return self.quantizer(self.to_code(self.encoder(self.patch_embed(video))))  # (B, T, N, code_dim)
 
     def encode(self, video: Tensor) -> Tensor:
@@ -167,7 +169,7 @@ class LatentActionModel(GeniePreTrainedModel):
 
     def quantize_actions(self, video: Tensor) -> QuantizerOutput:
         """Video `(B, T, C, H, W)`, T >= 2 -> quantizer output over the T-1 transitions."""
-        _check_video(video, min_frames=2)
+        _check_video(video, self.config, min_frames=2)
         change = torch.cat([torch.zeros_like(video[:, :1]), video.diff(dim=1)], dim=1)  # x_t - x_{t-1}
         x = self.patch_embed(torch.cat([video, change], dim=2))  # (B, T, N, D)
         x = torch.cat([self.action_token.expand(*x.shape[:2], 1, -1), x], dim=2)  # (B, T, 1+N, D)
