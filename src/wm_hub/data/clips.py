@@ -7,7 +7,7 @@ import os
 import datasets
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from wm_hub.data.recorder import load_dataset_dir
 
@@ -92,3 +92,12 @@ class ClipDataset(Dataset):
             "episode_index": torch.as_tensor(int(np.asarray(batch["episode_index"])[0])),
             "start_step": torch.as_tensor(int(np.asarray(batch["step_index"])[0])),
         }
+
+
+def sample_clips(dataset: datasets.Dataset | str | os.PathLike, clip_len: int, count: int, batch_size: int = 16,
+                 seed: int = 0) -> DataLoader:
+    """A loader over `count` non-overlapping clips of `clip_len` frames, drawn at random (seeded) from
+    `dataset`: the evaluation sets of the model families."""
+    clips = ClipDataset(dataset, clip_len=clip_len, start_stride=clip_len)
+    picks = np.random.default_rng(seed).permutation(len(clips))[:count]
+    return DataLoader(Subset(clips, picks.tolist()), batch_size=batch_size)

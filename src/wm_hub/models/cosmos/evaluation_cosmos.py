@@ -8,12 +8,11 @@ Genie platformer).
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
 
 from wm_hub.cards import Metric
-from wm_hub.data import ClipDataset, record_episodes
+from wm_hub.data import record_episodes
+from wm_hub.data.clips import sample_clips
 from wm_hub.metrics import psnr, ssim
 from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
 
@@ -21,18 +20,12 @@ DATASET = "wm_hub/physics-eval (seeds 1000000+)"
 OOD = "wm_hub/platformer (levels 3000000+, out of distribution)"
 
 
-def _clips(dataset, clip_len: int, count: int, seed: int = 0) -> DataLoader:
-    clips = ClipDataset(dataset, clip_len=clip_len, start_stride=clip_len)
-    picks = np.random.default_rng(seed).permutation(len(clips))[:count]
-    return DataLoader(Subset(clips, picks.tolist()), batch_size=8)
-
-
 @torch.no_grad()
 def reconstruction_scores(model: CausalVideoTokenizer, dataset, count: int, clip_len: int) -> dict[str, float]:
     """Mean PSNR, SSIM and temporal-difference PSNR (dB) of reconstructions of `count` clips."""
     model.eval()
     scores: dict[str, list[torch.Tensor]] = {"psnr": [], "ssim": [], "temporal": []}
-    for batch in _clips(dataset, clip_len, count):
+    for batch in sample_clips(dataset, clip_len, count):
         video = batch["frames"]
         recon = model(video).sample.clamp(-1, 1)
         scores["psnr"].append(psnr(recon, video).flatten())
@@ -42,7 +35,7 @@ def reconstruction_scores(model: CausalVideoTokenizer, dataset, count: int, clip
     return {k: torch.cat(v)[torch.isfinite(torch.cat(v))].mean().item() for k, v in scores.items()}
 
 
-def platformer_clips(count: int, clip_len: int):
+def platformersample_clips(count: int, clip_len: int):
     """Held-out platformer clips (levels 3000000+): out-of-distribution video for the physics tokenizers."""
     from wm_hub.envs.platformer import ExplorationPolicy, PlatformerEnv
 
@@ -55,7 +48,7 @@ def evaluate(model: CausalVideoTokenizer, dataset, count: int = 64) -> list[Metr
     """The tokenizer card's numbers on held-out physics clips of 1 + 4 latent groups and on platformer clips."""
     clip_len = 1 + 4 * model.config.temporal_compression
     held_out = reconstruction_scores(model, dataset, count, clip_len)
-    ood = reconstruction_scores(model, platformer_clips(count, clip_len), count, clip_len)
+    ood = reconstruction_scores(model, platformersample_clips(count, clip_len), count, clip_len)
     return [
         Metric("PSNR", held_out["psnr"], "psnr", DATASET, "dB"),
         Metric("SSIM", held_out["ssim"], "ssim", DATASET),

@@ -15,10 +15,9 @@ from collections import Counter
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
 
 from wm_hub.cards import Metric
-from wm_hub.data import ClipDataset
+from wm_hub.data.clips import sample_clips
 from wm_hub.envs.platformer import ACTION_NAMES
 from wm_hub.metrics import delta_t_psnr, psnr
 from wm_hub.models.genie.pipeline_genie import GeniePipeline
@@ -26,17 +25,11 @@ from wm_hub.models.genie.pipeline_genie import GeniePipeline
 DATASET = "wm_hub/platformer-eval (levels 1000000+)"
 
 
-def _clips(dataset, clip_len: int, count: int, seed: int = 0) -> DataLoader:
-    clips = ClipDataset(dataset, clip_len=clip_len, start_stride=clip_len)
-    picks = np.random.default_rng(seed).permutation(len(clips))[:count]
-    return DataLoader(Subset(clips, picks.tolist()), batch_size=16)
-
-
 @torch.no_grad()
 def tokenizer_psnr(pipe: GeniePipeline, dataset, count: int = 128) -> float:
     """Mean PSNR (dB) of tokenizer reconstructions of held-out clips of the tokenizer's window length."""
     values = []
-    for batch in _clips(dataset, pipe.tokenizer.config.max_frames, count):
+    for batch in sample_clips(dataset, pipe.tokenizer.config.max_frames, count):
         video = batch["frames"].to(pipe.device)
         recon = pipe.tokenizer.decode(pipe.tokenizer.encode(video)).clamp(-1, 1)
         values.append(psnr(recon, video).flatten())
@@ -47,7 +40,7 @@ def tokenizer_psnr(pipe: GeniePipeline, dataset, count: int = 128) -> float:
 def action_agreement(pipe: GeniePipeline, dataset, count: int = 512, clip_len: int = 8) -> dict[str, float]:
     """For each true action: the share of its transitions mapped to its most frequent latent code."""
     codes: dict[int, Counter] = {a: Counter() for a in range(len(ACTION_NAMES))}
-    for batch in _clips(dataset, clip_len, count):
+    for batch in sample_clips(dataset, clip_len, count):
         inferred = pipe.infer_actions(batch["frames"])  # (B, T-1)
         true = batch["actions"][:, :-1, 0]  # action taken at frame t leads to frame t+1
         for a, c in zip(true.flatten().tolist(), inferred.flatten().tolist(), strict=True):
@@ -64,7 +57,7 @@ def rollout_psnr(
     videos `(B, frames+1, C, H, W)`."""
     reals, inferred, randoms = [], [], []
     g = torch.Generator().manual_seed(seed)
-    for batch in _clips(dataset, frames + 1, count):
+    for batch in sample_clips(dataset, frames + 1, count):
         video = batch["frames"].to(pipe.device)
         actions = pipe.infer_actions(video)
         random_actions = torch.randint(0, pipe.num_actions, actions.shape, generator=g)
