@@ -200,7 +200,11 @@ class LatentActionModel(GeniePreTrainedModel):
         context = self.decoder_embed(video[:, :-1]) + self.action_proj(q.quantized)[:, :, None]  # (B, T-1, N, D)
         # The decoder predicts the change x_{t+1} - x_t: the part of the next frame the action explains.
         reconstruction = video[:, :-1] + self.unembed(self.decode(context))
-        loss = F.mse_loss(reconstruction, video[:, 1:]) + q.loss
+        # The error is measured relative to the size of the change, so that predicting "no change" costs
+        # 1 whatever the clip; with plain MSE (changes are small) the VQ commitment term's gradient on the
+        # encoder was 7x the reconstruction's and the codes collapsed onto the level palette.
+        change = (video[:, 1:] - video[:, :-1]).pow(2).mean().detach().clamp_min(1e-6)
+        loss = F.mse_loss(reconstruction, video[:, 1:]) / change + q.loss
         out = LatentActionOutput(loss, reconstruction, q.indices, q.loss, q.perplexity, q.codes_used)
         return out if return_dict else out.to_tuple()
 
