@@ -15,7 +15,6 @@ continuous variant's latent normalisation stats are measured on training clips a
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from wm_hub.cards import Metric, write_model_card
 from wm_hub.data import ClipDataset
 from wm_hub.metrics import psnr
 from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
-from wm_hub.trainer import TrainConfig, load_yaml, train
+from wm_hub.trainer import TrainConfig, last_logged, load_yaml, train
 
 
 def temporal_loss(reconstruction: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
@@ -103,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         mean, std = latent_stats(model, clips)
         model.register_to_config(latents_mean=mean, latents_std=std)
     model.save_pretrained(out / "model")
-    rows = list(csv.DictReader(open(out / "log.csv")))[-5:]
-    value = sum(float(r["psnr"]) for r in rows) / len(rows)
+    value = last_logged(out / "log.csv", "psnr")
     command = " ".join(["accelerate launch training/train_cosmos_tokenizer.py", *(argv or sys.argv[1:])])
     write_model_card(
         out / "model", name=f"cosmos-tokenizer-{args.variant}-stage{args.stage}", family="cosmos",

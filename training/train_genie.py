@@ -12,7 +12,6 @@ config, safetensors); the dynamics stage also writes the `GeniePipeline` folder 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from wm_hub.data import ClipDataset
 from wm_hub.metrics import psnr
 from wm_hub.models.genie.configuration_genie import DynamicsConfig, GenieTokenizerConfig, LatentActionConfig
 from wm_hub.models.genie.modeling_genie import DynamicsModel, LatentActionModel, VideoTokenizer
-from wm_hub.trainer import TrainConfig, load_yaml, train
+from wm_hub.trainer import TrainConfig, last_logged, load_yaml, train
 
 
 def tokenizer_step(model: VideoTokenizer, batch: dict) -> dict:
@@ -51,13 +50,6 @@ def make_dynamics_step(tokenizer: VideoTokenizer, lam: LatentActionModel):
         return {"loss": out.loss, "accuracy": out.accuracy}
 
     return dynamics_step
-
-
-def last_logged(log_path: Path, key: str, rows: int = 5) -> float:
-    """Mean of `key` over the last `rows` rows of a training CSV log."""
-    with open(log_path) as f:
-        values = [float(r[key]) for r in csv.DictReader(f)][-rows:]
-    return sum(values) / len(values)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,8 +12,9 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -55,6 +56,17 @@ def atomic_directory(target: str | os.PathLike, replace: bool = False) -> Iterat
                 os.replace(entry, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def save_via_temp_dir(save: Callable[..., None], save_directory: str | os.PathLike, **kwargs: Any) -> None:
+    """Run a `save_pretrained` (`save(folder, **kwargs)`) into a temporary folder, then move it into
+    `save_directory` (`atomic_directory`). Only the main process saves; pushing is refused here."""
+    if kwargs.get("push_to_hub"):
+        raise ValueError("save_pretrained(push_to_hub=True) is not supported; use wm_hub.push or model.push_to_hub")
+    if not kwargs.get("is_main_process", True):
+        return
+    with atomic_directory(save_directory) as tmp:
+        save(tmp, **kwargs)
 
 
 def _default_permissions(root: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from diffusers import ModelMixin
 
-from wm_hub.checkpoint import CONFIG_NAME, CheckpointError, atomic_directory, read_json, weight_files
+from wm_hub.checkpoint import CONFIG_NAME, CheckpointError, read_json, save_via_temp_dir, weight_files
 from wm_hub.hub import resolve_from_kwargs
 
 DIFFUSERS_WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
@@ -35,10 +35,4 @@ class WorldModelMixin(ModelMixin):
         return super().from_pretrained(folder, **kwargs)
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
-        if kwargs.get("push_to_hub"):
-            raise ValueError("save_pretrained(push_to_hub=True) is not supported; use wm_hub.push")
-        if not kwargs.get("is_main_process", True):
-            return
-        kwargs["safe_serialization"] = True
-        with atomic_directory(save_directory) as tmp:
-            super().save_pretrained(tmp, **kwargs)
+        save_via_temp_dir(super().save_pretrained, save_directory, **{**kwargs, "safe_serialization": True})

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from wm_hub.checkpoint import atomic_directory, check_model_type, weight_files
+from wm_hub.checkpoint import check_model_type, save_via_temp_dir, weight_files
 from wm_hub.hub import resolve_from_kwargs
 
 
@@ -32,9 +32,4 @@ class WorldModelPreTrainedModel(PreTrainedModel):
         return super().from_pretrained(folder, *model_args, **kwargs)
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
-        if kwargs.get("push_to_hub"):
-            raise ValueError("save_pretrained(push_to_hub=True) is not supported; use model.push_to_hub(repo_id)")
-        if not kwargs.get("is_main_process", True):
-            return
-        with atomic_directory(save_directory) as tmp:
-            super().save_pretrained(tmp, **kwargs)
+        save_via_temp_dir(super().save_pretrained, save_directory, **kwargs)

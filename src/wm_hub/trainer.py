@@ -234,3 +234,10 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path} should hold a mapping of settings, got {type(data).__name__}")
     return data
+
+
+def last_logged(log_path: str | os.PathLike, key: str, rows: int = 5) -> float:
+    """Mean of `key` over the last `rows` rows of a training CSV log (the numbers a training card reports)."""
+    with open(log_path) as f:
+        values = [float(r[key]) for r in csv.DictReader(f)][-rows:]
+    return sum(values) / len(values)
