@@ -57,6 +57,31 @@ def test_tokenizer_and_lam_are_causal():
         assert torch.equal(lam.infer_actions(v)[:, :2], lam.infer_actions(v2)[:, :2])
 
 
+def test_tokenizer_streaming_encode_keeps_the_inference_window():
+    tok, _, _ = tiny_parts()  # max_frames 3
+    tok.eval()
+    v = video(T=5)
+    v2 = v.clone()
+    v2[:, 0] = -v2[:, 0]
+    features = []  # the encoder's output before quantization, (B, T, N, code_dim) per call
+    tok.to_code.register_forward_hook(lambda module, args, out: features.append(out))
+
+    def encoded(encode, clip):
+        features.clear()
+        ids = encode(clip)
+        return ids, torch.cat(features, dim=1)
+
+    with torch.no_grad():
+        streamed, f_stream = encoded(tok.encode_streaming, v)
+        whole, f_whole = encoded(tok.encode, v)
+        assert torch.equal(streamed[:, :3], whole[:, :3])  # within the window: the whole-clip tokens
+        torch.testing.assert_close(f_stream[:, :3], f_whole[:, :3])
+        _, f_stream2 = encoded(tok.encode_streaming, v2)
+        torch.testing.assert_close(f_stream[:, 3:], f_stream2[:, 3:])  # frame 1 is out of their window
+        _, f_whole2 = encoded(tok.encode, v2)
+        assert (f_whole[:, 3:] - f_whole2[:, 3:]).abs().max() > 1e-4  # the whole clip sees frame 1
+
+
 def test_dynamics_masking_leaves_first_frame_and_uses_rate():
     _, _, dyn = tiny_parts()
     tokens = torch.randint(0, 32, (64, 3, 16))
@@ -188,20 +213,24 @@ def test_pipeline_save_load_identical(tmp_path):
         GeniePipeline.from_pretrained(tmp_path / "genie")
 
 
-def test_lam_history_dropout_hides_earlier_frames_from_the_decoder():
+@pytest.mark.parametrize("window", [1, 2])
+def test_lam_history_dropout_shows_the_decoder_only_the_last_frames(window):
     torch.manual_seed(0)
     lam = LatentActionModel(LatentActionConfig(image_size=SIZE, patch_size=8, hidden_size=16, encoder_layers=1,
                                                decoder_layers=1, num_heads=2, num_actions=4, code_dim=8,
-                                               history_dropout=1.0)).train()
-    context = torch.randn(2, 3, 4, 16)
+                                               history_dropout=1.0, history_dropout_frames=window)).train()
+    context = torch.randn(2, 4, 4, 16)
     changed = context.clone()
     changed[:, 0] += torch.randn_like(changed[:, 0])
     a, b = lam.decode(context), lam.decode(changed)
-    torch.testing.assert_close(a[:, 1:], b[:, 1:])  # frames after the first do not see it
-    lam.eval()  # at inference (and with history_dropout 0) the decoder is causal over the clip
-    assert (lam.decode(context)[:, 1:] - lam.decode(changed)[:, 1:]).abs().max() > 1e-4
+    assert (a[:, :window] - b[:, :window]).abs().max() > 1e-4  # frames within the window see frame 1
+    torch.testing.assert_close(a[:, window:], b[:, window:])  # later frames do not
+    lam.eval()  # at inference (and with history_dropout 0) the decoder is causal over the whole clip
+    assert (lam.decode(context)[:, window:] - lam.decode(changed)[:, window:]).abs().max() > 1e-4
     with pytest.raises(ValueError, match="history_dropout"):
         LatentActionConfig(history_dropout=1.5)
+    with pytest.raises(ValueError, match="history_dropout_frames"):
+        LatentActionConfig(history_dropout_frames=0)
 
 
 def test_models_name_the_video_they_expect():

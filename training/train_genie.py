@@ -44,7 +44,7 @@ def make_dynamics_step(tokenizer: VideoTokenizer, lam: LatentActionModel):
     def dynamics_step(model: DynamicsModel, batch: dict) -> dict:
         video = batch["frames"]
         with torch.no_grad():  # the tokenizer and the LAM are frozen
-            tokens = tokenizer.encode(video)
+            tokens = tokenizer.encode_streaming(video)  # the tokens inference sees past max_frames
             actions = lam.infer_actions(video)
         out = model(tokens, actions)
         return {"loss": out.loss, "accuracy": out.accuracy}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -26,6 +27,20 @@ def tensor_to_frames(video: torch.Tensor) -> np.ndarray:
     """float `(..., C, H, W)` in [-1, 1] -> uint8 `(..., H, W, C)` (values outside are clipped)."""
     video = video.detach().float().add(1.0).mul(127.5).round().clamp(0, 255)
     return video.to(torch.uint8).movedim(-3, -1).cpu().numpy()
+
+
+def write_gif(frames, path: str | os.PathLike, scale: int = 4, duration_ms: int = 80) -> Path:
+    """Write uint8 frames `(T, H, W, C)` as a looping GIF, each pixel upscaled `scale` times, through a
+    temporary file and a rename; returns the path."""
+    import imageio.v3 as iio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    big = [np.kron(np.asarray(f), np.ones((scale, scale, 1), dtype=np.uint8)) for f in frames]
+    iio.imwrite(tmp, big, extension=".gif", duration=duration_ms, loop=0)
+    os.replace(tmp, path)
+    return path
 
 
 class ClipDataset(Dataset):

@@ -77,16 +77,23 @@ class LatentActionConfig(PixelVQConfig):
         self,
         num_actions: int = 8,  # Genie: 8 latent actions, few for controllability
         patch_size: int = 8,  # coarser than the tokenizer's: actions are global changes
-        # Training: the share of clips whose decoder sees only x_t, not x_1..x_{t-1}. Our departure from
-        # the paper: when actions persist over steps, the motion so far predicts most transitions, and a
-        # decoder that always has it lets the latent actions carry nothing (we measured chance-level
-        # agreement with the true actions without it).
+        # Training: the share of clips whose decoder sees, for each x_{t+1}, only the last
+        # `history_dropout_frames` frames instead of x_1..x_t. Our departure from the paper: when actions
+        # persist over steps, the motion so far predicts most transitions, and a decoder that always has
+        # it lets the latent actions carry nothing (we measured chance-level agreement with the true
+        # actions without it). One frame alone hides the velocity too, and the codes then spent
+        # themselves on vertical motion (rising / falling), which no action controls in the air; two
+        # frames show the velocity, so gravity is the decoder's to learn and the codes keep the action.
         history_dropout: float = 0.5,
+        history_dropout_frames: int = 2,
         **kwargs,
     ) -> None:
         if not 0.0 <= history_dropout <= 1.0:
             raise ValueError(f"history_dropout must lie in [0, 1], got {history_dropout}")
+        if history_dropout_frames < 1:
+            raise ValueError(f"history_dropout_frames must be >= 1, got {history_dropout_frames}")
         self.num_actions, self.history_dropout = num_actions, history_dropout
+        self.history_dropout_frames = history_dropout_frames
         super().__init__(patch_size=patch_size, **kwargs)
 
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-import numpy as np
 import torch
 
 from wm_hub.cards import Metric
-from wm_hub.data.clips import sample_clips
+from wm_hub.data.clips import sample_clips, write_gif
 from wm_hub.envs.platformer import ACTION_NAMES
 from wm_hub.metrics import delta_t_psnr, psnr
 from wm_hub.models.genie.pipeline_genie import GeniePipeline
@@ -129,11 +128,8 @@ def write_card(folder, pipe: GeniePipeline, metrics: list[Metric], command: str,
 def demo(pipe: GeniePipeline, out_dir, name: str, hold: int = 5, steps: int | None = None) -> str:
     """Play a scripted sequence (each latent action held `hold` steps) from a held-out level's first
     frame and write it as a GIF (upscaled 4x); returns a one-line summary."""
-    import os
     import time
     from pathlib import Path
-
-    import imageio.v3 as iio
 
     from wm_hub.models.genie.play_genie import platformer_prompts
 
@@ -142,10 +138,5 @@ def demo(pipe: GeniePipeline, out_dir, name: str, hold: int = 5, steps: int | No
     begin = time.perf_counter()
     frames = [session.step(a) for a in range(pipe.num_actions) for _ in range(hold)]
     fps = len(frames) / (time.perf_counter() - begin)
-    big = [np.kron(f, np.ones((4, 4, 1), dtype=np.uint8)) for f in frames]
-    path = Path(out_dir) / f"{name}.gif"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    iio.imwrite(tmp, big, extension=".gif", duration=80, loop=0)
-    os.replace(tmp, path)
+    path = write_gif(frames, Path(out_dir) / f"{name}.gif")
     return f"{name}: played {len(frames)} frames at {fps:.1f} frames/s -> {path}"

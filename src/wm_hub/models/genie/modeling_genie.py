@@ -86,15 +86,22 @@ class VideoTokenizer(GeniePreTrainedModel):
         self.unembed = PatchUnembed(c.image_size, c.patch_size, c.in_channels, c.hidden_size)
         self.post_init()
 
-    def quantize(self, video: Tensor) -> QuantizerOutput:
+    def quantize(self, video: Tensor, cache: STCache | None = None) -> QuantizerOutput:
         """Video `(B, T, C, H, W)` -> quantizer output with `indices` `(B, T, N)`."""
         _check_video(video, self.config)
-        return self.quantizer(self.to_code(self.encoder(self.patch_embed(video))))  # (B, T, N, code_dim)
+        return self.quantizer(self.to_code(self.encoder(self.patch_embed(video), cache=cache)))  # (B, T, N, code_dim)
 
-    def encode(self, video: Tensor) -> Tensor:
-        """Video `(B, T, C, H, W)` -> token ids `(B, T, h, w)`."""
+    def encode(self, video: Tensor, cache: STCache | None = None) -> Tensor:
+        """Video `(B, T, C, H, W)` -> token ids `(B, T, h, w)`. With a `cache`, the frames continue the ones
+        encoded before with the same cache."""
         g = self.config.grid_size
-        return self.quantize(video).indices.view(*video.shape[:2], g, g)
+        return self.quantize(video, cache).indices.view(*video.shape[:2], g, g)
+
+    def encode_streaming(self, video: Tensor) -> Tensor:
+        """Token ids `(B, T, h, w)` of a video `(B, T, C, H, W)` encoded frame by frame with a cache, each
+        frame seeing at most `max_frames` frames: as in inference, whatever the clip's length."""
+        cache = self.new_cache()
+        return torch.cat([self.encode(video[:, t: t + 1], cache) for t in range(video.shape[1])], dim=1)
 
     def _decode_codes(self, codes: Tensor, cache: STCache | None = None) -> Tensor:
         x = self.from_code(codes) + self.decoder_position  # (B, T, N, D)
@@ -182,17 +189,24 @@ class LatentActionModel(GeniePreTrainedModel):
 
     def decode(self, context: Tensor) -> Tensor:
         """Decoder tokens `(B, T-1, N, D)` -> hidden states; in training, a `history_dropout` share of the
-        clips is decoded frame by frame (each frame alone, without the ones before it)."""
-        p = self.config.history_dropout
-        if not self.training or p == 0:
+        clips is decoded with a window of `history_dropout_frames` frames (each frame sees only the
+        frames just before it)."""
+        p, k = self.config.history_dropout, self.config.history_dropout_frames
+        if not self.training or p == 0 or context.shape[1] <= k:
             return self.decoder(context)
-        alone = torch.rand(context.shape[0], device=context.device) < p
+        windowed = torch.rand(context.shape[0], device=context.device) < p
         hidden = torch.empty_like(context)
-        if (~alone).any():
-            hidden[~alone] = self.decoder(context[~alone])
-        if alone.any():
-            frames = context[alone]
-            hidden[alone] = self.decoder(frames.reshape(-1, 1, *frames.shape[2:])).view_as(frames)
+        if (~windowed).any():
+            hidden[~windowed] = self.decoder(context[~windowed])
+        if windowed.any():
+            clips = context[windowed]  # (b, T', N, D)
+            b, T, N, D = clips.shape
+            out = torch.empty_like(clips)
+            if k > 1:  # the first frames have fewer frames before them
+                out[:, : k - 1] = self.decoder(clips[:, : k - 1])
+            windows = clips.unfold(1, k, 1).permute(0, 1, 4, 2, 3).reshape(-1, k, N, D)  # (b*(T'-k+1), k, N, D)
+            out[:, k - 1:] = self.decoder(windows)[:, -1].view(b, T - k + 1, N, D)
+            hidden[windowed] = out
         return hidden
 
     def forward(self, video: Tensor, return_dict: bool = True) -> LatentActionOutput | tuple:
