@@ -25,10 +25,10 @@ def config(tmp_path_factory):
     cfg = {"data": {"train": str(tmp / "data")}}
     for variant in ("continuous", "discrete"):
         cfg[variant] = {
-            "clip_len": 5, "model": {**model, **({"fsq_levels": [4, 3]} if variant == "discrete" else {})},
-            "stage1": {"train": {**train, "output_dir": str(tmp / variant / "s1")}},
-            "stage2": {"init": str(tmp / variant / "s1" / "model"), "loss_weights": {"temporal": 1.0, "gram": 0.5},
-                       "train": {**train, "output_dir": str(tmp / variant / "s2")}},
+            "latent_groups": 1, "model": {**model, **({"fsq_levels": [4, 3]} if variant == "discrete" else {})},
+            "stage1": {"train": {**train, "output_dir": str(tmp / "{name}" / "s1")}},
+            "stage2": {"init": str(tmp / "{name}" / "s1" / "model"), "loss_weights": {"temporal": 1.0, "gram": 0.5},
+                       "train": {**train, "output_dir": str(tmp / "{name}" / "s2")}},
         }
     path = tmp / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -41,12 +41,28 @@ def test_two_stages_write_models(config, variant):
 
     for stage in ("1", "2"):
         assert train_cosmos_tokenizer.main(["--variant", variant, "--stage", stage, "--config", str(config)]) == 0
-    folder = config.parent / variant / "s2" / "model"
+    folder = config.parent / f"{variant[0]}v4x8x8" / "s2" / "model"
     model = CausalVideoTokenizer.from_pretrained(folder)
     assert model.config.quantizer == variant
     if variant == "continuous":
         assert len(model.config.latents_mean) == 16 and min(model.config.latents_std) > 0
     assert (folder / "README.md").is_file()
+
+
+def test_compression_flag_names_the_run_and_checks_stage_one(config):
+    import train_cosmos_tokenizer
+
+    assert train_cosmos_tokenizer.main(["--variant", "discrete", "--stage", "1", "--config", str(config),
+                                        "--compression", "2x8x8", "--max-steps", "1"]) == 0
+    model = CausalVideoTokenizer.from_pretrained(config.parent / "dv2x8x8" / "s1" / "model")
+    assert (model.config.temporal_compression, model.config.spatial_compression) == (2, 8)
+    with pytest.raises(SystemExit):
+        train_cosmos_tokenizer.main(["--variant", "discrete", "--stage", "1", "--compression", "4x8x4"])
+    (config.parent / "dv1x8x8" / "s1").mkdir(parents=True)  # a stage-1 model of other factors
+    model.save_pretrained(config.parent / "dv1x8x8" / "s1" / "model")
+    with pytest.raises(ValueError, match=r"compresses \(2, 8\), expected \(1, 8\)"):
+        train_cosmos_tokenizer.main(["--variant", "discrete", "--stage", "2", "--config", str(config),
+                                     "--compression", "1x8x8"])
 
 
 def test_losses():

@@ -3,6 +3,7 @@
     wm-hub data make physics --num-clips 2000 --out data/physics-train
     accelerate launch training/train_cosmos_tokenizer.py --variant continuous --stage 1
     accelerate launch training/train_cosmos_tokenizer.py --variant continuous --stage 2
+    accelerate launch training/train_cosmos_tokenizer.py --variant discrete --stage 1 --compression 8x8x8
 
 Stage 1: L1 reconstruction. Stage 2 (from stage 1's weights) adds, as the Cosmos report describes, a
 temporal-smoothness loss and a Gram-matrix (texture / sharpness) loss. We have no optical-flow network
@@ -10,6 +11,8 @@ or VGG here (nothing is downloaded), so the temporal loss matches frame differen
 and input (a flow-free stand-in), and the Gram matrices are of 4x4 pixel-patch features at two scales.
 Both stages resume with `--resume` and end by writing a Hub-ready folder `<output_dir>/model`; the
 continuous variant's latent normalisation stats are measured on training clips and stored in its config.
+`--compression TxSxS` (default 4x8x8) sets the temporal and spatial factors; clips hold 1 + `latent_groups`
+groups of T frames, and `{name}` in the config's folders becomes e.g. `cv4x8x8` or `dv8x8x8`.
 """
 
 from __future__ import annotations
@@ -72,10 +75,20 @@ def latent_stats(model: CausalVideoTokenizer, clips: ClipDataset, count: int = 6
     return channels.mean(1).tolist(), channels.std(1).clamp_min(1e-4).tolist()
 
 
+def parse_compression(text: str) -> tuple[int, int]:
+    """"4x8x8" -> (4, 8): temporal and spatial compression."""
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts) or parts[1] != parts[2]:
+        raise argparse.ArgumentTypeError(f"expected TxSxS with equal spatial factors (e.g. 4x8x8), got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variant", choices=["continuous", "discrete"], required=True)
     parser.add_argument("--stage", type=int, choices=[1, 2], required=True)
+    parser.add_argument("--compression", type=parse_compression, default=(4, 8), metavar="TxSxS",
+                        help="temporal x spatial x spatial compression (default 4x8x8)")
     parser.add_argument("--config", default="training/configs/cosmos_tokenizer_physics.yaml")
     parser.add_argument("--resume", action="store_true", help="continue from <output_dir>/checkpoint")
     parser.add_argument("--max-steps", type=int, default=None, help="override the stage's step count")
@@ -86,13 +99,20 @@ def main(argv: list[str] | None = None) -> int:
     config = load_yaml(args.config)
     variant = config[args.variant]
     stage = variant[f"stage{args.stage}"]
-    overrides = {"steps": args.max_steps, "output_dir": args.output_dir}
+    temporal, spatial = args.compression
+    name = f"{args.variant[0]}v{temporal}x{spatial}x{spatial}"  # cv4x8x8, dv8x8x8, ...
+    overrides = {"steps": args.max_steps, "output_dir": args.output_dir or stage["train"]["output_dir"].format(name=name)}
     train_config = TrainConfig.from_dict({**stage["train"], **{k: v for k, v in overrides.items() if v}})
-    clips = ClipDataset(args.data or config["data"]["train"], clip_len=variant["clip_len"])
+    clips = ClipDataset(args.data or config["data"]["train"], clip_len=1 + variant["latent_groups"] * temporal)
     if args.stage == 1:
-        model = CausalVideoTokenizer(**variant["model"], quantizer=args.variant)
+        model = CausalVideoTokenizer(**{**variant["model"], "temporal_compression": temporal,
+                                        "spatial_compression": spatial}, quantizer=args.variant)
     else:
-        model = CausalVideoTokenizer.from_pretrained(stage["init"])
+        model = CausalVideoTokenizer.from_pretrained(stage["init"].format(name=name))
+        found = (model.config.temporal_compression, model.config.spatial_compression)
+        if found != (temporal, spatial):
+            raise ValueError(f"stage 1 model {stage['init'].format(name=name)} compresses {found}, "
+                             f"expected {(temporal, spatial)} (--compression)")
     step_fn = make_step(args.stage, stage.get("loss_weights", {}))
     model = train(model, clips, step_fn, train_config, resume=args.resume)
     if not PartialState().is_main_process:
@@ -105,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     value = last_logged(out / "log.csv", "psnr")
     command = " ".join(["accelerate launch training/train_cosmos_tokenizer.py", *(argv or sys.argv[1:])])
     write_model_card(
-        out / "model", name=f"cosmos-tokenizer-{args.variant}-stage{args.stage}", family="cosmos",
+        out / "model", name=f"cosmos-tokenizer-{name}-stage{args.stage}", family="cosmos",
         pipeline_tag="feature-extraction",
         summary=f"Cosmos-style causal video tokenizer ({args.variant}), training snapshot after stage {args.stage}.",
         metrics=[Metric(f"train PSNR (last {5 * train_config.log_every} steps)", value, "psnr",
