@@ -13,7 +13,7 @@ from wm_hub.cli import main
 from wm_hub.data import record_episodes, save_dataset
 from wm_hub.envs.platformer import ACTION_NAMES, ExplorationPolicy, PlatformerEnv
 from wm_hub.models.genie.configuration_genie import DynamicsConfig, GenieTokenizerConfig, LatentActionConfig
-from wm_hub.models.genie.evaluation_genie import action_agreement, evaluate
+from wm_hub.models.genie.evaluation_genie import action_agreement, code_usage, evaluate, latent_action_counts
 from wm_hub.models.genie.modeling_genie import DynamicsModel, LatentActionModel, VideoTokenizer
 from wm_hub.models.genie.pipeline_genie import GeniePipeline
 
@@ -42,16 +42,30 @@ def test_evaluate_reports_every_card_number(pipe, held_out):
     assert set(metrics) == {
         "tokenizer reconstruction PSNR", "ΔtPSNR (t=4)", "16-frame rollout PSNR (inferred actions)",
         *[f"latent-action agreement: {a}" for a in ACTION_NAMES],
+        "latent-action codes used (share of the codebook)", "latent-action perplexity",
     }
     assert all(math.isfinite(v) or math.isnan(v) for v in metrics.values())
     assert 0 < metrics["tokenizer reconstruction PSNR"] < 60
 
 
 def test_agreement_is_share_of_most_frequent_code(pipe, held_out, monkeypatch):
-    # A LAM that always answers code 2 agrees perfectly with every action.
+    # A LAM that always answers code 2 agrees perfectly with every action, and uses one code of four.
     monkeypatch.setattr(pipe, "infer_actions", lambda video: torch.full((video.shape[0], video.shape[1] - 1), 2))
-    shares = action_agreement(pipe, held_out, count=8)
-    assert all(v == 1.0 for v in shares.values() if not np.isnan(v))
+    codes = latent_action_counts(pipe, held_out, count=8)
+    assert all(v == 1.0 for v in action_agreement(codes).values() if not np.isnan(v))
+    assert code_usage(codes, 4) == (0.25, 1.0)
+
+
+def test_agreement_and_usage_by_hand():
+    from collections import Counter
+
+    codes = {a: Counter() for a in range(len(ACTION_NAMES))}
+    codes[1].update({0: 3, 1: 1})  # left: 3 of 4 on code 0
+    codes[2].update({1: 2})  # right: all on code 1
+    shares = action_agreement(codes)
+    assert shares["left"] == 0.75 and shares["right"] == 1.0 and np.isnan(shares["noop"])
+    used, perplexity = code_usage(codes, 4)  # codes 0 and 1, each half the transitions
+    assert used == 0.5 and perplexity == pytest.approx(2.0)
 
 
 def test_cli_eval_writes_card_and_demo_plays(pipe, held_out, tmp_path, monkeypatch, capsys):
@@ -68,7 +82,7 @@ def test_cli_eval_writes_card_and_demo_plays(pipe, held_out, tmp_path, monkeypat
     assert main(["eval", folder, "--data", str(held_out), "--count", "4", "--write-card",
                  "--training-notes", str(notes)]) == 0
     card = ModelCard.load(cards / "genie-tiny" / "README.md")
-    assert card.data.pipeline_tag == "image-to-video" and len(card.data.eval_results) == 9
+    assert card.data.pipeline_tag == "image-to-video" and len(card.data.eval_results) == 11
     assert f"wm-hub eval genie-tiny --data {held_out} --count 4" in card.text  # named as shipped
     assert "Tiny random parts, no training." in card.text
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0

@@ -5,7 +5,7 @@ Numbers, all on levels never seen in training (`wm-hub data make platformer --se
 - ΔtPSNR at t = 4 (Genie): PSNR of frame t generated with latent actions inferred from the real clip
   minus PSNR of frame t generated with random latent actions;
 - latent-action agreement: per true action, the share of its transitions the LAM maps to that
-  action's most frequent code;
+  action's most frequent code; and the share of the codebook the LAM uses, with its perplexity;
 - PSNR of 16-frame rollouts driven by inferred actions.
 """
 
@@ -36,15 +36,29 @@ def tokenizer_psnr(pipe: GeniePipeline, dataset, count: int = 128) -> float:
 
 
 @torch.no_grad()
-def action_agreement(pipe: GeniePipeline, dataset, count: int = 512, clip_len: int = 8) -> dict[str, float]:
-    """For each true action: the share of its transitions mapped to its most frequent latent code."""
+def latent_action_counts(pipe: GeniePipeline, dataset, count: int = 512, clip_len: int = 8) -> dict[int, Counter]:
+    """For each true action: how often the LAM gives each latent code on its transitions."""
     codes: dict[int, Counter] = {a: Counter() for a in range(len(ACTION_NAMES))}
     for batch in sample_clips(dataset, clip_len, count):
         inferred = pipe.infer_actions(batch["frames"])  # (B, T-1)
         true = batch["actions"][:, :-1, 0]  # action taken at frame t leads to frame t+1
         for a, c in zip(true.flatten().tolist(), inferred.flatten().tolist(), strict=True):
             codes[a][c] += 1
+    return codes
+
+
+def action_agreement(codes: dict[int, Counter]) -> dict[str, float]:
+    """For each true action: the share of its transitions mapped to its most frequent latent code."""
     return {ACTION_NAMES[a]: (max(c.values()) / sum(c.values()) if c else float("nan")) for a, c in codes.items()}
+
+
+def code_usage(codes: dict[int, Counter], num_actions: int) -> tuple[float, float]:
+    """(share of the latent codes used, perplexity of their distribution) over all transitions."""
+    total = sum(codes.values(), Counter())
+    p = torch.tensor([total[k] for k in range(num_actions)], dtype=torch.float64)
+    p = p / p.sum().clamp_min(1)
+    perplexity = torch.exp(-(p[p > 0] * p[p > 0].log()).sum()).item()
+    return (p > 0).double().mean().item(), perplexity
 
 
 @torch.no_grad()
@@ -74,8 +88,12 @@ def evaluate(pipe: GeniePipeline, dataset, count: int = 64) -> list[Metric]:
     real, inferred, random = rollout_psnr(pipe, dataset, frames=4, count=count)
     metrics.append(Metric("ΔtPSNR (t=4)", delta_t_psnr(real, inferred, random, t=4).mean().item(), "delta_psnr",
                           DATASET, "dB"))
-    for name, share in action_agreement(pipe, dataset, 8 * count).items():
+    codes = latent_action_counts(pipe, dataset, 8 * count)
+    for name, share in action_agreement(codes).items():
         metrics.append(Metric(f"latent-action agreement: {name}", share, "accuracy", DATASET))
+    used, perplexity = code_usage(codes, pipe.num_actions)
+    metrics.append(Metric("latent-action codes used (share of the codebook)", used, "code_usage", DATASET))
+    metrics.append(Metric("latent-action perplexity", perplexity, "perplexity", DATASET))
     real, inferred, _ = rollout_psnr(pipe, dataset, frames=16, count=count, seed=1)
     metrics.append(Metric("16-frame rollout PSNR (inferred actions)", psnr(inferred[:, 1:], real[:, 1:]).mean().item(),
                           "psnr", DATASET, "dB"))
