@@ -219,14 +219,18 @@ def test_lam_history_dropout_shows_the_decoder_only_the_last_frames(window):
     lam = LatentActionModel(LatentActionConfig(image_size=SIZE, patch_size=8, hidden_size=16, encoder_layers=1,
                                                decoder_layers=1, num_heads=2, num_actions=4, code_dim=8,
                                                history_dropout=1.0, history_dropout_frames=window)).train()
-    context = torch.randn(2, 4, 4, 16)
+    context, actions = torch.randn(2, 4, 4, 16), torch.randn(2, 4, 16)
     changed = context.clone()
     changed[:, 0] += torch.randn_like(changed[:, 0])
-    a, b = lam.decode(context), lam.decode(changed)
+    a, b = lam.decode(context, actions), lam.decode(changed, actions)
     assert (a[:, :window] - b[:, :window]).abs().max() > 1e-4  # frames within the window see frame 1
     torch.testing.assert_close(a[:, window:], b[:, window:])  # later frames do not
+    other = actions.clone()
+    other[:, 2] = torch.randn(2, 16)
+    changed_action = lam.decode(context, other) - a
+    assert changed_action[:, 2].abs().max() > 1e-4 and changed_action[:, :2].abs().max() == 0  # causal in actions
     lam.eval()  # at inference (and with history_dropout 0) the decoder is causal over the whole clip
-    assert (lam.decode(context)[:, window:] - lam.decode(changed)[:, window:]).abs().max() > 1e-4
+    assert (lam.decode(context, actions)[:, window:] - lam.decode(changed, actions)[:, window:]).abs().max() > 1e-4
     with pytest.raises(ValueError, match="history_dropout"):
         LatentActionConfig(history_dropout=1.5)
     with pytest.raises(ValueError, match="history_dropout_frames"):

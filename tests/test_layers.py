@@ -156,3 +156,24 @@ def test_fsq_round_trip_codes_and_gradient():
         fsq.indices_to_codes(torch.tensor([600]))
     with pytest.raises(ValueError, match="levels >= 2"):
         FiniteScalarQuantizer((1, 4))
+
+
+def test_conditioned_st_transformer_modulates_per_frame():
+    torch.manual_seed(0)
+    model = STTransformer(dim=16, depth=2, num_heads=2, cond_dim=8).eval()
+    x, cond = torch.randn(2, 3, 4, 16), torch.randn(2, 3, 8)
+    other = cond.clone()
+    other[:, 1] = torch.randn(2, 8)
+    with torch.no_grad():
+        a, b = model(x, cond=cond), model(x, cond=other)
+        torch.testing.assert_close(a[:, 0], b[:, 0])  # frame 1's condition does not reach frame 0
+        assert (a[:, 1:] - b[:, 1:]).abs().min() > 0  # nor is it ignored by frame 1 and after
+        cache = STCache()
+        streamed = torch.cat([model(x[:, t: t + 1], cache=cache, cond=cond[:, t: t + 1]) for t in range(3)], 1)
+        torch.testing.assert_close(streamed, a, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="cond_dim=8"):
+        model(x)
+    with pytest.raises(ValueError, match=r"expected cond \(2, 3, 8\)"):
+        model(x, cond=torch.randn(2, 3, 4))
+    with pytest.raises(ValueError, match="cond_dim=None"):
+        STTransformer(dim=16, depth=1, num_heads=2)(x, cond=cond)

@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     stage = variant[f"stage{args.stage}"]
     temporal, spatial = args.compression
     name = f"{args.variant[0]}v{temporal}x{spatial}x{spatial}"  # cv4x8x8, dv8x8x8, ...
-    overrides = {"steps": args.max_steps, "output_dir": args.output_dir or stage["train"]["output_dir"].format(name=name)}
+    output_dir = args.output_dir or stage["train"]["output_dir"].format(name=name)
+    overrides = {"steps": args.max_steps, "output_dir": output_dir}
     train_config = TrainConfig.from_dict({**stage["train"], **{k: v for k, v in overrides.items() if v}})
     clips = ClipDataset(args.data or config["data"]["train"], clip_len=1 + variant["latent_groups"] * temporal)
     if args.stage == 1:

@@ -3,13 +3,15 @@ frame, causal temporal attention over the frames of one patch position, then one
 
 Cost is linear in the number of frames: spatial attention is per frame, temporal attention per patch.
 Temporal attention uses rotary positions and can keep a key/value cache, so generating frame t+1
-after frames 1..t costs one frame's compute.
+after frames 1..t costs one frame's compute. With `cond_dim`, every LayerNorm is an `AdaLayerNorm`
+modulated by a per-frame condition (e.g. an action), as DiT conditions on the noise level.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wm_hub.layers.attention import SelfAttention
@@ -21,6 +23,29 @@ class FeedForward(nn.Sequential):
     def __init__(self, dim: int, mlp_ratio: float = 4.0) -> None:
         hidden = int(dim * mlp_ratio)
         super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+
+class AdaLayerNorm(nn.Module):
+    """LayerNorm whose scale and shift come from a condition: `x` `(..., D)`, `cond` `(..., cond_dim)`
+    broadcastable to it -> `LN(x) * (1 + scale(cond)) + shift(cond)`. Multiplicative conditioning lets a
+    condition switch features on, off or flip their sign, which an added embedding does only with effort."""
+
+    def __init__(self, dim: int, cond_dim: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, elementwise_affine=False)
+        self.to_scale_shift = nn.Linear(cond_dim, 2 * dim)
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        scale, shift = self.to_scale_shift(F.silu(cond)).chunk(2, dim=-1)
+        return self.norm(x) * (1 + scale) + shift
+
+
+def _norm(dim: int, cond_dim: int | None) -> nn.Module:
+    return AdaLayerNorm(dim, cond_dim) if cond_dim else nn.LayerNorm(dim)
+
+
+def _apply(norm: nn.Module, x: Tensor, cond: Tensor | None) -> Tensor:
+    return norm(x, cond) if isinstance(norm, AdaLayerNorm) else norm(x)
 
 
 @dataclass
@@ -41,27 +66,28 @@ class STCache:
 
 
 class STBlock(nn.Module):
-    """`(B, T, N, D) -> (B, T, N, D)`: spatial attention, causal temporal attention, feed-forward."""
+    """`(B, T, N, D) -> (B, T, N, D)`: spatial attention, causal temporal attention, feed-forward; with
+    `cond_dim`, each pre-norm is modulated by a per-frame condition `(B, T, 1, cond_dim)`."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0) -> None:
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, cond_dim: int | None = None) -> None:
         super().__init__()
-        self.norm_spatial = nn.LayerNorm(dim)
+        self.norm_spatial = _norm(dim, cond_dim)
         self.spatial = SelfAttention(dim, num_heads)
-        self.norm_temporal = nn.LayerNorm(dim)
+        self.norm_temporal = _norm(dim, cond_dim)
         self.temporal = SelfAttention(dim, num_heads, causal=True, rotary=True)
-        self.norm_mlp = nn.LayerNorm(dim)
+        self.norm_mlp = _norm(dim, cond_dim)
         self.mlp = FeedForward(dim, mlp_ratio)
 
     def forward(
-        self, x: Tensor, past: tuple[Tensor, Tensor] | None = None, start: int = 0
+        self, x: Tensor, past: tuple[Tensor, Tensor] | None = None, start: int = 0, cond: Tensor | None = None
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         B, T, N, D = x.shape
-        h = x.reshape(B * T, N, D)  # (B*T, N, D): one frame per row
-        h = h + self.spatial(self.norm_spatial(h))[0]
-        h = h.view(B, T, N, D).transpose(1, 2).reshape(B * N, T, D)  # (B*N, T, D): one patch per row
-        out, kv = self.temporal(self.norm_temporal(h), past=past, start=start)
-        h = (h + out).view(B, N, T, D).transpose(1, 2)  # (B, T, N, D)
-        return h + self.mlp(self.norm_mlp(h)), kv
+        h = _apply(self.norm_spatial, x, cond).reshape(B * T, N, D)  # one frame per row
+        x = x + self.spatial(h)[0].view(B, T, N, D)
+        h = _apply(self.norm_temporal, x, cond).transpose(1, 2).reshape(B * N, T, D)  # one patch per row
+        out, kv = self.temporal(h, past=past, start=start)
+        x = x + out.view(B, N, T, D).transpose(1, 2)
+        return x + self.mlp(_apply(self.norm_mlp, x, cond)), kv
 
 
 class STTransformer(nn.Module):
@@ -69,21 +95,32 @@ class STTransformer(nn.Module):
 
     With a `cache`, the input frames continue the cached ones; `commit=True` appends them to the
     cache, `commit=False` leaves it as it was (MaskGIT refines a frame several times before keeping it).
+    With `cond_dim`, `forward` takes a per-frame condition `cond` `(B, T, cond_dim)`.
     """
 
-    def __init__(self, dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0) -> None:
+    def __init__(self, dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0, cond_dim: int | None = None
+                 ) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(STBlock(dim, num_heads, mlp_ratio) for _ in range(depth))
-        self.norm = nn.LayerNorm(dim)
+        self.cond_dim = cond_dim
+        self.blocks = nn.ModuleList(STBlock(dim, num_heads, mlp_ratio, cond_dim) for _ in range(depth))
+        self.norm = _norm(dim, cond_dim)
 
-    def forward(self, x: Tensor, cache: STCache | None = None, commit: bool = True) -> Tensor:
+    def forward(self, x: Tensor, cache: STCache | None = None, commit: bool = True, cond: Tensor | None = None
+                ) -> Tensor:
+        if (cond is None) != (self.cond_dim is None):
+            raise ValueError(f"this transformer takes cond_dim={self.cond_dim}: pass a condition (B, T, cond_dim) "
+                             "exactly when it has one")
+        if cond is not None:
+            if cond.shape != (*x.shape[:2], self.cond_dim):
+                raise ValueError(f"expected cond {(*x.shape[:2], self.cond_dim)}, got {tuple(cond.shape)}")
+            cond = cond[:, :, None]  # (B, T, 1, cond_dim): one condition per frame
         start = cache.position if cache is not None else 0
         new_kv = []
         for i, block in enumerate(self.blocks):
-            x, kv = block(x, past=cache.past(i) if cache is not None else None, start=start)
+            x, kv = block(x, past=cache.past(i) if cache is not None else None, start=start, cond=cond)
             new_kv.append(kv)
         if cache is not None and commit:
             drop = max(0, new_kv[0][0].shape[2] - cache.max_frames + 1) if cache.max_frames else 0
             cache.kv = [(k[:, :, drop:], v[:, :, drop:]) for k, v in new_kv]
             cache.position += x.shape[1]
-        return self.norm(x)
+        return _apply(self.norm, x, cond)

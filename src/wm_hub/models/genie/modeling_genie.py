@@ -170,7 +170,10 @@ class LatentActionModel(GeniePreTrainedModel):
         self.quantizer = VectorQuantizer(c.num_actions, c.code_dim, beta=c.commitment_beta)
         self.decoder_embed = PatchEmbed(c.image_size, c.patch_size, c.in_channels, c.hidden_size)
         self.action_proj = nn.Linear(c.code_dim, c.hidden_size)
-        self.decoder = STTransformer(c.hidden_size, c.decoder_layers, c.num_heads, c.mlp_ratio)
+        # The latent action modulates every decoder norm (scale and shift): a 2-pixel scroll to the left
+        # or to the right is the same features with opposite signs, which an added action embedding did
+        # not render (the codes we trained that way ignored the horizontal direction).
+        self.decoder = STTransformer(c.hidden_size, c.decoder_layers, c.num_heads, c.mlp_ratio, cond_dim=c.hidden_size)
         self.unembed = PatchUnembed(c.image_size, c.patch_size, c.in_channels, c.hidden_size)
         self.post_init()
 
@@ -187,33 +190,34 @@ class LatentActionModel(GeniePreTrainedModel):
         """Video `(B, T, C, H, W)` -> latent action ids `(B, T-1)` in `range(num_actions)`."""
         return self.quantize_actions(video).indices
 
-    def decode(self, context: Tensor) -> Tensor:
-        """Decoder tokens `(B, T-1, N, D)` -> hidden states; in training, a `history_dropout` share of the
-        clips is decoded with a window of `history_dropout_frames` frames (each frame sees only the
-        frames just before it)."""
+    def decode(self, frames: Tensor, actions: Tensor) -> Tensor:
+        """Decoder tokens of x_1..x_{T-1} `(B, T-1, N, D)` and action embeddings `(B, T-1, D)` -> hidden
+        states; in training, a `history_dropout` share of the clips is decoded with a window of
+        `history_dropout_frames` frames (each frame sees only the frames just before it)."""
         p, k = self.config.history_dropout, self.config.history_dropout_frames
-        if not self.training or p == 0 or context.shape[1] <= k:
-            return self.decoder(context)
-        windowed = torch.rand(context.shape[0], device=context.device) < p
-        hidden = torch.empty_like(context)
+        if not self.training or p == 0 or frames.shape[1] <= k:
+            return self.decoder(frames, cond=actions)
+        windowed = torch.rand(frames.shape[0], device=frames.device) < p
+        hidden = torch.empty_like(frames)
         if (~windowed).any():
-            hidden[~windowed] = self.decoder(context[~windowed])
+            hidden[~windowed] = self.decoder(frames[~windowed], cond=actions[~windowed])
         if windowed.any():
-            clips = context[windowed]  # (b, T', N, D)
+            clips, acts = frames[windowed], actions[windowed]  # (b, T', N, D), (b, T', D)
             b, T, N, D = clips.shape
             out = torch.empty_like(clips)
             if k > 1:  # the first frames have fewer frames before them
-                out[:, : k - 1] = self.decoder(clips[:, : k - 1])
+                out[:, : k - 1] = self.decoder(clips[:, : k - 1], cond=acts[:, : k - 1])
             windows = clips.unfold(1, k, 1).permute(0, 1, 4, 2, 3).reshape(-1, k, N, D)  # (b*(T'-k+1), k, N, D)
-            out[:, k - 1:] = self.decoder(windows)[:, -1].view(b, T - k + 1, N, D)
+            window_acts = acts.unfold(1, k, 1).permute(0, 1, 3, 2).reshape(-1, k, D)
+            out[:, k - 1:] = self.decoder(windows, cond=window_acts)[:, -1].view(b, T - k + 1, N, D)
             hidden[windowed] = out
         return hidden
 
     def forward(self, video: Tensor, return_dict: bool = True) -> LatentActionOutput | tuple:
         q = self.quantize_actions(video)
-        context = self.decoder_embed(video[:, :-1]) + self.action_proj(q.quantized)[:, :, None]  # (B, T-1, N, D)
         # The decoder predicts the change x_{t+1} - x_t: the part of the next frame the action explains.
-        reconstruction = video[:, :-1] + self.unembed(self.decode(context))
+        hidden = self.decode(self.decoder_embed(video[:, :-1]), self.action_proj(q.quantized))  # (B, T-1, N, D)
+        reconstruction = video[:, :-1] + self.unembed(hidden)
         # The error is measured relative to the size of the change, so that predicting "no change" costs
         # 1 whatever the clip; with plain MSE (changes are small) the VQ commitment term's gradient on the
         # encoder was 7x the reconstruction's and the codes collapsed onto the level palette.
