@@ -1,8 +1,10 @@
 """A 2D platformer (gymnasium env, 64x64 RGB) with levels generated from a seed.
 
 Each level is a strip of 8x8-pixel tiles, 8 tiles high: ground of varying height with gaps, floating
-platforms, coins, and a flag at the end, over a sky with parallax hills that scroll at half speed.
-The camera follows the player horizontally. Palettes vary by level.
+platforms, coins, and a flag at the end, over a sky with clouds and striped parallax hills that scroll at
+half speed. The camera follows the player horizontally. Palettes vary by level. Ground is textured as
+bricks: with flat tiles, a 2-pixel scroll changed a dozen pixels of the frame, and what the player did
+could hardly be seen (a latent action model learned nothing of left and right from such frames).
 
 Actions: 0 noop, 1 left, 2 right, 3 jump, 4 left+jump, 5 right+jump. Jumping works from the ground.
 Reward: +1 per coin, +5 at the flag (terminates), -1 for falling into a gap (terminates).
@@ -69,7 +71,11 @@ def generate_level(seed: int) -> dict[str, Any]:
         elif heights[c] and rng.random() < 0.15:
             coins.append((c * TILE + 2, (ROWS - heights[c] - 1) * TILE + 2))
     hills = rng.uniform(0, 2 * np.pi, size=3)
-    return {"tiles": tiles, "coins": coins, "palette": PALETTES[seed % len(PALETTES)], "hills": hills}
+    bg_width = width * TILE // 2 + SIZE
+    clouds = [(float(rng.uniform(0, bg_width)), float(rng.uniform(4, 20)), float(rng.uniform(5, 10)))
+              for _ in range(max(2, bg_width // 40))]  # (x, y, half-width) in background pixels
+    return {"tiles": tiles, "coins": coins, "palette": PALETTES[seed % len(PALETTES)], "hills": hills,
+            "clouds": clouds}
 
 
 def _render_layers(level: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -81,18 +87,28 @@ def _render_layers(level: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.nd
     bg = np.broadcast_to((1 - t) * pal[0] + t * pal[1], (SIZE, bg_w, 3)).copy()
     xs = np.arange(bg_w)
     a, b, c = level["hills"]
+    ys = np.arange(SIZE)[:, None]
+    for cx, cy, r in level["clouds"]:
+        cloud = ((xs[None, :] - cx) / r) ** 2 + ((ys - cy) / (0.45 * r)) ** 2 < 1
+        bg[cloud] = 0.35 * bg[cloud] + 0.65 * 255
     hill = 40 + 6 * np.sin(xs / 23 + a) + 4 * np.sin(xs / 11 + b) + 3 * np.sin(xs / 37 + c)
-    bg[np.arange(SIZE)[:, None] > hill[None, :]] = pal[2]
+    on_hill = ys > hill[None, :]
+    bg[on_hill] = pal[2]
+    bg[on_hill & (xs[None, :] % 6 < 2)] = pal[2] * 0.8  # stripes, so the parallax scroll shows
     fg = np.zeros((SIZE, width, 3), np.float32)
     solid = np.repeat(np.repeat(tiles, TILE, 0), TILE, 1)
     fg[solid == 1] = pal[3]
+    # Bricks: mortar every 4 rows, vertical joints every 8 columns, offset by 4 on alternate courses.
+    row, col = np.arange(SIZE)[:, None], np.arange(width)[None, :]
+    mortar = (row % 4 == 3) | ((col + 4 * (row // 4 % 2)) % TILE == 0)
+    fg[(solid == 1) & mortar] = pal[3] * 0.65
     fg[solid == 2] = pal[5]
     # A lighter top row on ground tiles, a darker edge on platform tiles.
     top = (solid == 1) & (np.roll(solid, 1, axis=0) == 0)
     top[0] = False
     top = top | np.roll(top, 1, axis=0)
     fg[top] = pal[4]
-    plat_edge = (solid == 2) & ((np.arange(SIZE)[:, None] % TILE == TILE - 1) | (np.arange(width)[None, :] % TILE == 0))
+    plat_edge = (solid == 2) & ((row % TILE == TILE - 1) | (col % TILE == 0))
     fg[plat_edge] = pal[5] * 0.6
     return bg.astype(np.uint8), fg.astype(np.uint8), solid > 0
 
