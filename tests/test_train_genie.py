@@ -71,6 +71,19 @@ def test_all_stages_train_resume_and_write_folders(tmp_path):
     assert [int(r["step"]) for r in rows][-1] == 7 and len(rows) == 7
     pipe = wm_hub.load(tmp_path / "dynamics" / "pipeline")
     assert pipe(PlatformerEnv().reset(seed=0)[0], actions=[1, 2]).frames.shape == (1, 3, 64, 64, 3)
+    # --init fine-tunes a trained tokenizer: its weights are the start, its configuration is kept
+    from wm_hub.models.genie.modeling_genie import VideoTokenizer
+
+    trained = str(tmp_path / "tokenizer" / "model")
+    before = VideoTokenizer.from_pretrained(trained)
+    assert train_genie.main(["--stage", "tokenizer", "--config", str(config), "--init", trained,
+                             "--output-dir", str(tmp_path / "finetuned"), "--max-steps", "1"]) == 0
+    after = VideoTokenizer.from_pretrained(tmp_path / "finetuned" / "model")
+    assert after.config.to_diff_dict() == before.config.to_diff_dict()
+    moved = max((a - b).abs().max().item() for a, b in zip(after.parameters(), before.parameters(), strict=True))
+    assert 0 < moved < 0.05  # one small step from the trained weights, not a fresh start
+    with pytest.raises(SystemExit):
+        train_genie.main(["--stage", "dynamics", "--config", str(config), "--init", str(tmp_path / "lam" / "model")])
 
 
 @pytest.mark.slow

@@ -7,6 +7,8 @@
 The tokenizer and the LAM are independent; the dynamics stage loads both, frozen (stop-gradient).
 Each stage resumes with `--resume` and ends by writing a Hub-ready folder `<output_dir>/model` (card,
 config, safetensors); the dynamics stage also writes the `GeniePipeline` folder `<output_dir>/pipeline`.
+`--init FOLDER` starts the tokenizer or LAM stage from a trained model of that stage (fine-tuning, e.g. on
+new data), whose configuration it keeps.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", default=None, help="override the stage's output folder")
     parser.add_argument("--data", default=None, help="override the training dataset folder")
     parser.add_argument("--batch-size", type=int, default=None, help="override the per-process batch size")
+    parser.add_argument("--init", default=None, help="tokenizer / LAM stage: start from this trained model folder")
     args = parser.parse_args(argv)
 
     config = load_yaml(args.config)
@@ -69,11 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     train_config = TrainConfig.from_dict({**stage["train"], **{k: v for k, v in overrides.items() if v}})
     clips = ClipDataset(args.data or config["data"]["train"], clip_len=stage["clip_len"])
     frozen: tuple = ()
+    if args.init and args.stage == "dynamics":
+        parser.error("--init applies to the tokenizer and lam stages (dynamics: its config names both)")
     if args.stage == "tokenizer":
-        model = VideoTokenizer(GenieTokenizerConfig(**stage["model"], max_frames=stage["clip_len"]))
+        model = (VideoTokenizer.from_pretrained(args.init) if args.init else
+                 VideoTokenizer(GenieTokenizerConfig(**stage["model"], max_frames=stage["clip_len"])))
         step_fn = tokenizer_step
     elif args.stage == "lam":
-        model = LatentActionModel(LatentActionConfig(**stage["model"]))
+        model = (LatentActionModel.from_pretrained(args.init) if args.init else
+                 LatentActionModel(LatentActionConfig(**stage["model"])))
         step_fn = lam_step
     else:
         tokenizer = VideoTokenizer.from_pretrained(stage["tokenizer"])
