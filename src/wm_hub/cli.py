@@ -96,28 +96,30 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_data_make(args: argparse.Namespace) -> int:
-    from wm_hub.data import record_episodes, save_dataset
+def _save_and_report(ds, out: str, **summary) -> int:
+    """Save a recorded dataset to `out` and print a JSON summary of it."""
+    from wm_hub.data import save_dataset
 
-    size = (args.image_size, args.image_size) if args.image_size else None
-    ds = record_episodes(args.env_id, args.episodes, max_steps=args.max_steps, seed=args.seed, image_size=size)
-    save_dataset(ds, args.out)
-    summary = {"path": str(Path(args.out).resolve()), "rows": len(ds), "episodes": args.episodes,
-               "columns": ds.column_names}
-    print(json.dumps(summary))
+    save_dataset(ds, out)
+    print(json.dumps({"path": str(Path(out).resolve()), "rows": len(ds), **summary}))
     return 0
 
 
+def cmd_data_make(args: argparse.Namespace) -> int:
+    from wm_hub.data import record_episodes
+
+    size = (args.image_size, args.image_size) if args.image_size else None
+    ds = record_episodes(args.env_id, args.episodes, max_steps=args.max_steps, seed=args.seed, image_size=size)
+    return _save_and_report(ds, args.out, episodes=args.episodes, columns=ds.column_names)
+
+
 def cmd_data_platformer(args: argparse.Namespace) -> int:
-    from wm_hub.data import record_episodes, save_dataset
+    from wm_hub.data import record_episodes
     from wm_hub.envs.platformer import ExplorationPolicy, PlatformerEnv
 
     ds = record_episodes(PlatformerEnv(), args.episodes, policy=ExplorationPolicy(args.seed),
                          max_steps=args.max_steps, seed=args.seed)
-    save_dataset(ds, args.out)
-    print(json.dumps({"path": str(Path(args.out).resolve()), "rows": len(ds), "episodes": args.episodes,
-                      "levels": [args.seed, args.seed + args.episodes - 1]}))
-    return 0
+    return _save_and_report(ds, args.out, episodes=args.episodes, levels=[args.seed, args.seed + args.episodes - 1])
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -168,15 +170,12 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 
 def cmd_data_physics(args: argparse.Namespace) -> int:
-    from wm_hub.data import record_episodes, save_dataset
+    from wm_hub.data import record_episodes
     from wm_hub.envs.physics import PhysicsEnv, ScriptedPaddle
 
     ds = record_episodes(PhysicsEnv(), args.num_clips, policy=ScriptedPaddle(args.seed), max_steps=args.frames - 1,
                          seed=args.seed, info_keys=("object_states",), episode_captions=True)
-    save_dataset(ds, args.out)
-    print(json.dumps({"path": str(Path(args.out).resolve()), "rows": len(ds), "clips": args.num_clips,
-                      "seeds": [args.seed, args.seed + args.num_clips - 1]}))
-    return 0
+    return _save_and_report(ds, args.out, clips=args.num_clips, seeds=[args.seed, args.seed + args.num_clips - 1])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,26 +216,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
     make = data.add_parser("make", help="generate a dataset").add_subparsers(dest="source", required=True)
-    p = make.add_parser("gym", help="record random-policy episodes of any gymnasium env")
+    def source(name: str, help: str, func, count: str, count_help: str, count_default: int, seed_help: str):
+        p = make.add_parser(name, help=help)
+        p.add_argument(count, type=int, default=count_default, help=count_help)
+        p.add_argument("--seed", type=int, default=0, help=seed_help)
+        p.add_argument("--out", required=True, help="output folder (Hugging Face dataset)")
+        p.set_defaults(func=func)
+        return p
+
+    p = source("gym", "record random-policy episodes of any gymnasium env", cmd_data_make, "--episodes",
+               "episodes to record", 10, "seed of the first episode")
     p.add_argument("--env-id", required=True, help="gymnasium id, e.g. CartPole-v1")
-    p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", type=int, default=64, help="square frame size; 0 keeps the env's")
-    p.add_argument("--out", required=True, help="output folder (Hugging Face dataset)")
-    p.set_defaults(func=cmd_data_make)
-    p = make.add_parser("platformer", help="the Genie platformer, played by its exploration policy")
-    p.add_argument("--episodes", type=int, default=300, help="one level per episode")
+    p = source("platformer", "the Genie platformer, played by its exploration policy", cmd_data_platformer,
+               "--episodes", "one level per episode", 300, "first level seed (held-out levels: 1000000)")
     p.add_argument("--max-steps", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0, help="first level seed (held-out levels: 1000000)")
-    p.add_argument("--out", required=True, help="output folder (Hugging Face dataset)")
-    p.set_defaults(func=cmd_data_platformer)
-    p = make.add_parser("physics", help="captioned 2D physics clips (pymunk)")
-    p.add_argument("--num-clips", type=int, default=1000, help="one scene (seed) per clip")
+    p = source("physics", "captioned 2D physics clips (pymunk)", cmd_data_physics, "--num-clips",
+               "one scene (seed) per clip", 1000, "first scene seed (held-out scenes: 1000000)")
     p.add_argument("--frames", type=int, default=33, help="frames per clip")
-    p.add_argument("--seed", type=int, default=0, help="first scene seed (held-out scenes: 1000000)")
-    p.add_argument("--out", required=True, help="output folder (Hugging Face dataset)")
-    p.set_defaults(func=cmd_data_physics)
     return parser
 
 
