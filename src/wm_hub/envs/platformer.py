@@ -231,25 +231,22 @@ class PlatformerEnv(gym.Env):
 
 
 class ExplorationPolicy:
-    """The policy that records the Genie dataset: random actions held for 1-6 steps, biased to the
-    right so levels get explored; a jump is chosen only when the player stands on the ground (in the
-    air the same direction without the jump is pressed), so recorded jumps have a visible effect."""
+    """The policy that records the Genie dataset: a fresh random action every step, biased to the right so
+    levels get explored; a jump is chosen only when the player stands on the ground (in the air the same
+    direction without the jump is pressed), so recorded jumps have a visible effect.
 
-    #            noop  left  right jump  l+j   r+j
-    WEIGHTS = np.array([0.14, 0.2, 0.28, 0.12, 0.1, 0.16])
+    Actions are not held over steps on purpose: when they persist, the motion so far predicts the next
+    one, and the latent action model we trained on such play learned "keep going" / "turn around"
+    (relative to the last motion) instead of left and right."""
+
+    #                    noop  left  right jump  l+j   r+j
+    WEIGHTS = np.array([0.1, 0.15, 0.45, 0.1, 0.05, 0.15])
 
     def __init__(self, seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)
-        self.action, self.hold = 0, 0
 
     def __call__(self, obs: np.ndarray, info: dict) -> int:
-        if self.hold <= 0:
-            self.action = int(self.rng.choice(len(self.WEIGHTS), p=self.WEIGHTS))
-            self.hold = int(self.rng.integers(1, 7))
-        self.hold -= 1
-        if self.action >= 3 and not info["on_ground"]:
-            return {3: 0, 4: 1, 5: 2}[self.action]
-        if self.action >= 3:
-            action, self.action = self.action, {3: 0, 4: 1, 5: 2}[self.action]  # one jump per press
-            return action
-        return self.action
+        action = int(self.rng.choice(len(self.WEIGHTS), p=self.WEIGHTS))
+        if action >= 3 and not info["on_ground"]:
+            return {3: 0, 4: 1, 5: 2}[action]
+        return action
