@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -126,7 +129,7 @@ def test_wm_hub_load_dispatches_diffusers_models(tmp_path):
         wm_hub.load(tmp_path / "tok")
 
 
-def test_evaluation_reports_tokenbench_numbers(tmp_path, capsys):
+def test_evaluation_reports_tokenbench_numbers(tmp_path, capsys, monkeypatch):
     from wm_hub.cli import main
 
     assert main(["data", "make", "physics", "--num-clips", "2", "--frames", "18", "--seed", "1000000",
@@ -137,3 +140,43 @@ def test_evaluation_reports_tokenbench_numbers(tmp_path, capsys):
     out = capsys.readouterr().out
     for name in ("PSNR", "SSIM", "temporal-difference PSNR", "PSNR, out of distribution (platformer)"):
         assert name in out
+    # the card (as shipped under model_cards/) and the demo
+    from huggingface_hub import ModelCard
+
+    cards = tmp_path / "model_cards"
+    CausalVideoTokenizer(**SMALL, quantizer="discrete", fsq_levels=(4, 3)).save_pretrained(cards / "dv-tiny")
+    notes = tmp_path / "notes.md"
+    notes.write_text("Random weights.")
+    assert main(["eval", str(cards / "dv-tiny"), "--data", str(tmp_path / "eval"), "--count", "2", "--write-card",
+                 "--training-notes", str(notes)]) == 0
+    card = ModelCard.load(cards / "dv-tiny" / "README.md")
+    assert card.data.pipeline_tag == "feature-extraction" and len(card.data.eval_results) == 4
+    assert "dv4x8x8" in card.text and "FSQ-discrete tokens, levels (4, 3) (a codebook of 12)" in card.text
+    assert "Random weights." in card.text
+    monkeypatch.setenv("WM_HUB_MODEL_CARDS", str(cards))
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    assert "dv-tiny: reconstructed 17 held-out frames" in capsys.readouterr().out
+    import imageio.v3 as iio
+
+    assert iio.imread(tmp_path / "demo" / "dv-tiny.gif", index=None).shape == (17, 256, 512, 3)
+
+
+def test_compare_script_prints_one_row_per_tokenizer(tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+    import compare_cosmos_tokenizers
+
+    from wm_hub.cli import main
+
+    assert main(["data", "make", "physics", "--num-clips", "2", "--frames", "34", "--seed", "1000000",
+                 "--out", str(tmp_path / "eval")]) == 0
+    torch.manual_seed(0)
+    CausalVideoTokenizer(**SMALL).save_pretrained(tmp_path / "cv" / "model")
+    CausalVideoTokenizer(**{**SMALL, "temporal_compression": 8}, quantizer="discrete",
+                         fsq_levels=(4, 3)).save_pretrained(tmp_path / "dv8")
+    capsys.readouterr()
+    folders = [str(tmp_path / "cv" / "model"), str(tmp_path / "dv8")]
+    assert compare_cosmos_tokenizers.main([*folders, "--data", str(tmp_path / "eval"), "--count", "2",
+                                           "--out", str(tmp_path / "t.md")]) == 0
+    lines = (tmp_path / "t.md").read_text().splitlines()
+    assert len(lines) == 4 and lines[2].startswith("| cv | cv4x8x8 |") and lines[3].startswith("| dv8 | dv8x8x8 |")
+    assert capsys.readouterr().out.strip() == "\n".join(lines)
