@@ -177,3 +177,38 @@ def test_conditioned_st_transformer_modulates_per_frame():
         model(x, cond=torch.randn(2, 3, 4))
     with pytest.raises(ValueError, match="cond_dim=None"):
         STTransformer(dim=16, depth=1, num_heads=2)(x, cond=cond)
+
+
+def test_rotary_3d_depends_on_relative_grid_positions():
+    from wm_hub.layers.attention import RotaryEmbedding3D
+
+    rope = RotaryEmbedding3D(12)
+    assert rope.dims == (4, 4, 4)
+    q, k = torch.randn(12), torch.randn(12)
+    grid = (3, 4, 5)
+
+    def score(a: tuple[int, int, int], b: tuple[int, int, int]) -> torch.Tensor:
+        x = torch.zeros(60, 12)
+        ia, ib = (a[0] * 4 + a[1]) * 5 + a[2], (b[0] * 4 + b[1]) * 5 + b[2]  # (t, h, w) token order
+        x[ia], x[ib] = q, k
+        r = rope(x, grid)
+        return r[ia] @ r[ib]
+
+    torch.testing.assert_close(score((0, 1, 2), (1, 2, 0)), score((1, 2, 3), (2, 3, 1)))  # same offset
+    assert (score((0, 1, 2), (1, 2, 0)) - score((0, 1, 2), (2, 2, 0))).abs() > 1e-4  # another offset
+    torch.testing.assert_close(rope(torch.ones(60, 12), grid).norm(dim=-1), torch.full((60,), 12**0.5))
+    with pytest.raises(ValueError, match=r"expected 3\*4\*5 = 60 tokens, got 59"):
+        rope(torch.zeros(59, 12), grid)
+
+
+def test_cross_attention_ignores_masked_context():
+    from wm_hub.layers.attention import Attention
+
+    torch.manual_seed(0)
+    attention = Attention(16, 2, context_dim=8)
+    x, context = torch.randn(1, 3, 16), torch.randn(1, 4, 8)
+    mask = torch.tensor([[True, True, False, False]])
+    changed = context.clone()
+    changed[:, 2:] = torch.randn(1, 2, 8)  # only padding changes
+    torch.testing.assert_close(attention(x, context, context_mask=mask), attention(x, changed, context_mask=mask))
+    assert (attention(x, context) - attention(x, changed)).abs().max() > 1e-4

@@ -40,6 +40,7 @@ _LAZY_IMPORTS = {
     "GeniePipeline": "wm_hub.models.genie.pipeline_genie",
     # Cosmos-style
     "CausalVideoTokenizer": "wm_hub.models.cosmos.autoencoder_cosmos",
+    "WorldTransformer3DModel": "wm_hub.models.cosmos.transformer_cosmos",
 }
 
 __all__ = sorted(_LAZY_IMPORTS)

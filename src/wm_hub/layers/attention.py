@@ -1,6 +1,9 @@
-"""Multi-head self-attention with optional rotary positions and a key/value cache."""
+"""Multi-head attention: self-attention with rotary positions and a key/value cache (ST-transformer),
+and self-/cross-attention over 3D token grids (diffusion transformers)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -61,3 +64,58 @@ class SelfAttention(nn.Module):
         else:
             out = F.scaled_dot_product_attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(B, L, D)), (k, v)
+
+
+class RotaryEmbedding3D(nn.Module):
+    """Rotary positions over a (t, h, w) grid: the head dim is split into a time part and two equal
+    space parts, each rotated by its own coordinate (as Cosmos' 3D RoPE)."""
+
+    def __init__(self, head_dim: int, base: float = 10000.0) -> None:
+        super().__init__()
+        space = 2 * (head_dim // 6)  # per spatial axis, even
+        self.dims = (head_dim - 2 * space, space, space)
+        if min(self.dims) < 2 or self.dims[0] % 2:
+            raise ValueError(f"3D rotary embedding needs an even head dim >= 6, got {head_dim}")
+        self.axes = nn.ModuleList(RotaryEmbedding(d, base) for d in self.dims)
+
+    def forward(self, x: Tensor, grid: tuple[int, int, int]) -> Tensor:
+        """Rotate `x` `(..., T*H*W, head_dim)`, tokens in (t, h, w) order, by their grid coordinates."""
+        T, H, W = grid
+        if x.shape[-2] != T * H * W:
+            raise ValueError(f"expected {T}*{H}*{W} = {T * H * W} tokens, got {x.shape[-2]}")
+        coords = torch.stack(torch.meshgrid(*(torch.arange(n, device=x.device) for n in grid), indexing="ij"))
+        coords = coords.flatten(1)  # (3, T*H*W)
+        parts = x.split(self.dims, dim=-1)
+        return torch.cat([rope(part, pos) for rope, part, pos in zip(self.axes, parts, coords, strict=True)], dim=-1)
+
+
+class Attention(nn.Module):
+    """Multi-head attention of `x` `(B, L, D)` over itself or over a `context` `(B, S, context_dim)`
+    (cross-attention), with optional rotary positions on queries and keys (self-attention) and a
+    `context_mask` `(B, S)` (True = attend) for padded contexts."""
+
+    def __init__(self, dim: int, num_heads: int, context_dim: int | None = None) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.to_q = nn.Linear(dim, dim)
+        self.to_kv = nn.Linear(context_dim or dim, 2 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(
+        self,
+        x: Tensor,
+        context: Tensor | None = None,
+        rotary: Callable[[Tensor], Tensor] | None = None,
+        context_mask: Tensor | None = None,
+    ) -> Tensor:
+        B, L, D = x.shape
+        source = x if context is None else context
+        q = self.to_q(x).view(B, L, self.num_heads, self.head_dim).transpose(1, 2)  # (B, h, L, hd)
+        k, v = self.to_kv(source).view(B, source.shape[1], 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if rotary is not None:
+            q, k = rotary(q), rotary(k)
+        mask = context_mask[:, None, None, :] if context_mask is not None else None  # (B, 1, 1, S)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.proj(out.transpose(1, 2).reshape(B, L, D))

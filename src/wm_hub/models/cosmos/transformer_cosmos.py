@@ -1,0 +1,148 @@
+"""Cosmos-style diffusion world model: a DiT over the causal video tokenizer's continuous latents.
+
+Latent video `(B, T, C, H, W)` (our video convention, latents of `CausalVideoTokenizer`) is cut into
+patches of `patch_size` (t, h, w), embedded, and run through blocks of adaLN-modulated self-attention
+with 3D rotary positions, cross-attention to text embeddings and an MLP. The noise level modulates each
+block per latent frame, so conditioning frames can carry their own (small) noise level, and a per-frame
+condition mask enters as one more input channel, as in diffusers' Cosmos pipelines. The network is the
+raw F of EDM (Karras et al. 2022): inputs are already scaled by c_in and the noise level is c_noise;
+`EDMEulerScheduler`'s `precondition_*` turn its output into the denoised latents.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from diffusers.models.modeling_outputs import Transformer2DModelOutput
+from torch import Tensor, nn
+
+from wm_hub.diffusers_utils import WorldModelMixin
+from wm_hub.layers.attention import Attention, RotaryEmbedding3D
+from wm_hub.layers.st_transformer import FeedForward
+
+
+class WorldTransformerBlock(nn.Module):
+    """`(B, L, D)` tokens -> same: self-attention (3D rotary), cross-attention to the text, MLP; each
+    pre-norm scaled and shifted, and each branch gated, by the noise-level embedding (adaLN-Zero)."""
+
+    def __init__(self, dim: int, num_heads: int, text_dim: int, mlp_ratio: float = 4.0) -> None:
+        super().__init__()
+        self.norms = nn.ModuleList(nn.LayerNorm(dim, elementwise_affine=False) for _ in range(3))
+        self.self_attention = Attention(dim, num_heads)
+        self.cross_attention = Attention(dim, num_heads, context_dim=text_dim)
+        self.mlp = FeedForward(dim, mlp_ratio)
+        self.modulation = nn.Linear(dim, 9 * dim)  # shift, scale, gate for each of the three branches
+        nn.init.zeros_(self.modulation.weight)  # adaLN-Zero: each block starts as the identity
+        nn.init.zeros_(self.modulation.bias)
+
+    def forward(self, x: Tensor, emb: Tensor, text: Tensor, text_mask: Tensor | None, rotary) -> Tensor:
+        """x `(B, L, D)`, emb `(B, L, D)` (the noise-level embedding of each token's frame)."""
+        mods = self.modulation(nn.functional.silu(emb)).chunk(9, dim=-1)
+        branches = (
+            lambda h: self.self_attention(h, rotary=rotary),
+            lambda h: self.cross_attention(h, context=text, context_mask=text_mask),
+            self.mlp,
+        )
+        for i, (norm, branch) in enumerate(zip(self.norms, branches, strict=True)):
+            shift, scale, gate = mods[3 * i: 3 * i + 3]
+            x = x + gate * branch(norm(x) * (1 + scale) + shift)
+        return x
+
+
+class WorldTransformer3DModel(WorldModelMixin, ConfigMixin):
+    """DiT denoiser F(c_in x, c_noise, text, condition mask) over latent video `(B, T, C, H, W)`."""
+
+    config_name = "config.json"
+    _supports_gradient_checkpointing = False
+    _no_split_modules = ["WorldTransformerBlock"]
+
+    @register_to_config
+    def __init__(
+        self,
+        # Latents (the tokenizer's continuous latent channels) and patches
+        in_channels: int = 16,
+        patch_size: tuple[int, int, int] = (1, 2, 2),
+        # Architecture
+        hidden_size: int = 256,
+        num_layers: int = 6,
+        num_heads: int = 4,
+        mlp_ratio: float = 4.0,
+        # Text: the width of the text encoder's hidden states
+        text_dim: int = 128,
+    ) -> None:
+        super().__init__()
+        pt, ph, pw = patch_size
+        self.patch_embed = nn.Linear((in_channels + 1) * pt * ph * pw, hidden_size)  # + the condition mask
+        self.time_proj = Timesteps(hidden_size, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.time_embed = TimestepEmbedding(hidden_size, hidden_size)
+        self.rotary = RotaryEmbedding3D(hidden_size // num_heads)
+        self.blocks = nn.ModuleList(
+            WorldTransformerBlock(hidden_size, num_heads, text_dim, mlp_ratio) for _ in range(num_layers)
+        )
+        self.norm_out = nn.LayerNorm(hidden_size, elementwise_affine=False)
+        self.modulation_out = nn.Linear(hidden_size, 2 * hidden_size)
+        self.proj_out = nn.Linear(hidden_size, in_channels * pt * ph * pw)
+        for layer in (self.modulation_out, self.proj_out):  # the output starts at zero
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def grid(self, latents: Tensor) -> tuple[int, int, int]:
+        """The token grid (t, h, w) of latents `(B, T, C, H, W)`; raises if they do not fit the patches."""
+        c = self.config
+        if latents.dim() != 5 or latents.shape[2] != c.in_channels:
+            raise ValueError(f"expected latents (B, T, {c.in_channels}, H, W), got shape {tuple(latents.shape)}")
+        sizes = (latents.shape[1], *latents.shape[3:])
+        if any(n % p for n, p in zip(sizes, c.patch_size, strict=True)):
+            raise ValueError(f"latent (T, H, W) = {sizes} is not divisible by patch_size {tuple(c.patch_size)}")
+        return tuple(n // p for n, p in zip(sizes, c.patch_size, strict=True))
+
+    def forward(
+        self,
+        hidden_states: Tensor,
+        timestep: Tensor,
+        encoder_hidden_states: Tensor,
+        encoder_attention_mask: Tensor | None = None,
+        condition_mask: Tensor | None = None,
+        return_dict: bool = True,
+    ) -> Transformer2DModelOutput | tuple:
+        """hidden_states `(B, T, C, H, W)` (c_in-scaled noisy latents); timestep `(B,)` or per latent frame
+        `(B, T)` (c_noise); encoder_hidden_states `(B, S, text_dim)` with encoder_attention_mask `(B, S)`
+        (1 = token, 0 = padding); condition_mask `(B, T)` (1 = a given frame). Returns `(B, T, C, H, W)`."""
+        B, T, C, H, W = hidden_states.shape
+        gt, gh, gw = self.grid(hidden_states)
+        pt, ph, pw = self.config.patch_size
+        # 1. Condition mask as one more channel, then patches -> tokens
+        if condition_mask is None:
+            condition_mask = hidden_states.new_zeros(B, T)
+        if condition_mask.shape != (B, T):
+            raise ValueError(f"expected condition_mask (B, T) = ({B}, {T}), got {tuple(condition_mask.shape)}")
+        mask_channel = condition_mask.to(hidden_states.dtype)[:, :, None, None, None].expand(B, T, 1, H, W)
+        x = torch.cat([hidden_states, mask_channel], dim=2)  # (B, T, C+1, H, W)
+        x = x.view(B, gt, pt, C + 1, gh, ph, gw, pw).permute(0, 1, 4, 6, 3, 2, 5, 7)  # (B, gt, gh, gw, C+1, pt, ph, pw)
+        x = self.patch_embed(x.reshape(B, gt * gh * gw, -1))  # (B, L, D)
+        # 2. Noise-level embedding per latent frame, broadcast to that frame's tokens
+        if timestep.dim() == 0:
+            timestep = timestep.expand(B)
+        if timestep.dim() == 1:
+            timestep = timestep[:, None].expand(B, T)
+        if timestep.shape != (B, T):
+            raise ValueError(f"expected timestep (B,) or (B, T) = ({B}, {T}), got {tuple(timestep.shape)}")
+        emb = self.time_embed(self.time_proj(timestep[:, ::pt].flatten()).to(x.dtype)).view(B, gt, 1, -1)
+        emb = emb.expand(B, gt, gh * gw, emb.shape[-1]).reshape(B, gt * gh * gw, -1)  # (B, L, D)
+        # 3. Blocks
+        text_mask = None
+        if encoder_attention_mask is not None:
+            text_mask = encoder_attention_mask.bool()
+            text_mask = text_mask | ~text_mask.any(dim=-1, keepdim=True)  # an all-padding text: attend to all
+
+        def rotary(t: Tensor) -> Tensor:
+            return self.rotary(t, (gt, gh, gw))
+
+        for block in self.blocks:
+            x = block(x, emb, encoder_hidden_states, text_mask, rotary)
+        # 4. Output: modulated norm, projection, tokens -> patches -> latents
+        shift, scale = self.modulation_out(nn.functional.silu(emb)).chunk(2, dim=-1)
+        x = self.proj_out(self.norm_out(x) * (1 + scale) + shift)  # (B, L, C*pt*ph*pw)
+        x = x.view(B, gt, gh, gw, C, pt, ph, pw).permute(0, 1, 5, 4, 2, 6, 3, 7).reshape(B, T, C, H, W)
+        return Transformer2DModelOutput(sample=x) if return_dict else (x,)
