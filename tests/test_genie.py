@@ -189,7 +189,7 @@ def test_pipeline_bad_inputs():
         pipe(prompt(), actions=[4])
     with pytest.raises(ValueError, match=r"range\(4\)"):
         pipe.start(prompt()).step(-1)
-    with pytest.raises(ValueError, match="expected a uint8 image"):
+    with pytest.raises(ValueError, match="expected a uint8 prompt image"):
         pipe(prompt().astype(np.float32), actions=[0])
     with pytest.raises(ValueError, match="output_type"):
         pipe(prompt(), actions=[0], output_type="gif")

@@ -1,16 +1,60 @@
-"""Base class of wm_hub's diffusers pipelines: loading through the wm_hub resolver, importing only
-classes of wm_hub, diffusers and transformers named in `model_index.json`."""
+"""Base class of wm_hub's diffusers pipelines (loading through the wm_hub resolver, importing only
+classes of wm_hub, diffusers and transformers named in `model_index.json`), and the image / video
+conversions the pipelines share."""
 
 from __future__ import annotations
 
 import importlib
 import os
+import warnings
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import PIL.Image
+import torch
 from diffusers import DiffusionPipeline
+from torch import Tensor
 
 from wm_hub.checkpoint import CheckpointError, read_json
+from wm_hub.data.clips import frames_to_tensor, tensor_to_frames
 from wm_hub.hub import PIPELINE_INDEX, resolve_from_kwargs
+
+ImageInput = PIL.Image.Image | np.ndarray | Tensor
+OUTPUT_TYPES = ("np", "pt", "pil")
+
+
+def preprocess_images(image: ImageInput | Sequence[ImageInput], size: int, what: str = "image") -> Tensor:
+    """Image(s) -> `(B, C, size, size)` float in [-1, 1]. Accepts PIL images, uint8 arrays `(H, W, 3)` or
+    `(B, H, W, 3)`, float tensors `(3, H, W)` / `(B, 3, H, W)` in [-1, 1], or a list of those. Other sizes
+    are resized, with a warning naming `what`."""
+    if isinstance(image, (list, tuple)):
+        return torch.cat([preprocess_images(im, size, what) for im in image])
+    if isinstance(image, PIL.Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim not in (3, 4) or image.shape[-1] != 3:
+            raise ValueError(f"expected a uint8 {what} (H, W, 3) or (B, H, W, 3), got {image.dtype} {image.shape}")
+        image = frames_to_tensor(image)
+    if not isinstance(image, Tensor) or image.dim() not in (3, 4) or image.shape[-3] != 3:
+        shape = tuple(image.shape) if hasattr(image, "shape") else type(image).__name__
+        raise ValueError(f"expected a PIL {what}, a uint8 array (H, W, 3) or a tensor (3, H, W), got {shape}")
+    image = image.float().reshape(-1, *image.shape[-3:])
+    if image.shape[-2:] != (size, size):
+        warnings.warn(f"{what} of size {tuple(image.shape[-2:])} resized to ({size}, {size})", stacklevel=3)
+        image = torch.nn.functional.interpolate(image, size=(size, size), mode="bilinear", antialias=True,
+                                                align_corners=False)
+    return image.clamp(-1, 1)
+
+
+def postprocess_video(video: Tensor, output_type: str) -> np.ndarray | Tensor | list[list[PIL.Image.Image]]:
+    """`(B, T, C, H, W)` in [-1, 1] -> `pt` (as is), `np` uint8 `(B, T, H, W, C)` or `pil` lists of images."""
+    if output_type not in OUTPUT_TYPES:
+        raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+    if output_type == "pt":
+        return video
+    frames = tensor_to_frames(video)
+    return frames if output_type == "np" else [[PIL.Image.fromarray(f) for f in clip] for clip in frames]
 
 _LIBRARIES = ("wm_hub", "diffusers", "transformers")
 

@@ -8,10 +8,8 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import PIL.Image
@@ -19,11 +17,9 @@ import torch
 from diffusers.utils import BaseOutput
 from torch import Tensor
 
-from wm_hub.data.clips import frames_to_tensor, tensor_to_frames
+from wm_hub.data.clips import tensor_to_frames
 from wm_hub.models.genie.modeling_genie import DynamicsModel, LatentActionModel, VideoTokenizer
-from wm_hub.pipeline_utils import WorldModelPipeline
-
-ImageInput = PIL.Image.Image | np.ndarray | Tensor
+from wm_hub.pipeline_utils import OUTPUT_TYPES, ImageInput, WorldModelPipeline, postprocess_video, preprocess_images
 
 
 @dataclass
@@ -98,27 +94,9 @@ class GeniePipeline(WorldModelPipeline):
         return self.tokenizer.config.image_size
 
     def preprocess(self, image: ImageInput | Sequence[ImageInput]) -> Tensor:
-        """Prompt image(s) -> `(B, 1, C, H, W)` in [-1, 1]. Accepts PIL images, uint8 arrays `(H, W, C)` or
-        `(B, H, W, C)`, or float tensors `(C, H, W)` / `(B, C, H, W)` in [-1, 1]. Other sizes are resized
-        (with a warning)."""
-        if isinstance(image, (list, tuple)):
-            return torch.cat([self.preprocess(im) for im in image])
-        size = self.image_size
-        if isinstance(image, PIL.Image.Image):
-            image = np.asarray(image.convert("RGB"))
-        if isinstance(image, np.ndarray):
-            if image.dtype != np.uint8 or image.ndim not in (3, 4) or image.shape[-1] != 3:
-                raise ValueError(f"expected a uint8 image (H, W, 3) or (B, H, W, 3), got {image.dtype} {image.shape}")
-            image = frames_to_tensor(image)
-        if not isinstance(image, Tensor) or image.dim() not in (3, 4) or image.shape[-3] != 3:
-            shape = tuple(image.shape) if hasattr(image, "shape") else type(image).__name__
-            raise ValueError(f"expected a PIL image, a uint8 array (H, W, 3) or a tensor (C, H, W), got {shape}")
-        image = image.float().reshape(-1, *image.shape[-3:])
-        if image.shape[-2:] != (size, size):
-            warnings.warn(f"prompt image of size {tuple(image.shape[-2:])} resized to ({size}, {size})", stacklevel=3)
-            image = torch.nn.functional.interpolate(image, size=(size, size), mode="bilinear", antialias=True,
-                                                    align_corners=False)
-        return image.clamp(-1, 1)[:, None].to(self.device)
+        """Prompt image(s) -> `(B, 1, C, H, W)` in [-1, 1] (see `preprocess_images`; other sizes are resized
+        with a warning)."""
+        return preprocess_images(image, self.image_size, "prompt image")[:, None].to(self.device)
 
     def start(
         self,
@@ -155,8 +133,8 @@ class GeniePipeline(WorldModelPipeline):
         """Roll out `len(actions)` frames after the prompt. `actions`: `(T,)` for every batch item or
         `(B, T)`. `num_inference_steps` (MaskGIT steps) and `temperature` default to the dynamics config."""
         # 1. Check inputs
-        if output_type not in ("np", "pt", "pil"):
-            raise ValueError(f"output_type must be 'np', 'pt' or 'pil', got {output_type!r}")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
         actions = torch.as_tensor(actions, dtype=torch.long)
         if actions.dim() not in (1, 2) or actions.shape[-1] < 1:
             raise ValueError(f"expected actions (T,) or (B, T) with T >= 1, got shape {tuple(actions.shape)}")
@@ -178,11 +156,5 @@ class GeniePipeline(WorldModelPipeline):
                 callback_on_step_end(self, t, int(actions[0, t]), {"tokens": session.tokens[-1], "frame": frames[-1]})
 
         # 4. Output
-        video = torch.stack(frames, dim=1)  # (B, T+1, C, H, W)
-        if output_type == "pt":
-            result: Any = video
-        else:
-            result = tensor_to_frames(video)
-            if output_type == "pil":
-                result = [[PIL.Image.fromarray(f) for f in clip] for clip in result]
+        result = postprocess_video(torch.stack(frames, dim=1), output_type)  # from (B, T+1, C, H, W)
         return GeniePipelineOutput(frames=result) if return_dict else (result,)
