@@ -41,6 +41,8 @@ _LAZY_IMPORTS = {
     # Cosmos-style
     "CausalVideoTokenizer": "wm_hub.models.cosmos.autoencoder_cosmos",
     "WorldTransformer3DModel": "wm_hub.models.cosmos.transformer_cosmos",
+    "Text2WorldPipeline": "wm_hub.models.cosmos.pipeline_cosmos",
+    "Video2WorldPipeline": "wm_hub.models.cosmos.pipeline_cosmos",
 }
 
 __all__ = sorted(_LAZY_IMPORTS)

@@ -73,15 +73,28 @@ def _component_class(library: str, class_name: str) -> type:
 
 class WorldModelPipeline(DiffusionPipeline):
     """A `DiffusionPipeline` whose `from_pretrained` takes a folder, a shipped name or a Hub repo id and
-    checks that the folder holds this pipeline before loading each component from its sub-folder."""
+    checks that the folder holds this pipeline before loading each component from its sub-folder.
+    `_shares_folders_with` names sibling pipelines whose folders (the same components) it loads too."""
+
+    _shares_folders_with: tuple[str, ...] = ()
+
+    def register_modules(self, **kwargs: Any) -> None:
+        """As diffusers', but wm_hub components are indexed as ("wm_hub", class name): diffusers would name
+        a module under a folder that shares a diffusers pipeline's name (`cosmos`) by that folder."""
+        super().register_modules(**kwargs)
+        ours = {name: ("wm_hub", type(module).__name__) for name, module in kwargs.items()
+                if module is not None and type(module).__module__.startswith("wm_hub.")}
+        self.register_to_config(**ours)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any):
         folder = resolve_from_kwargs(pretrained_model_name_or_path, kwargs)
         index = read_json(folder / PIPELINE_INDEX, f"the index of a {cls.__name__} folder")
         found = index.get("_class_name")
-        if found != cls.__name__:
-            raise CheckpointError(f"{folder} holds a {found!r} pipeline, but {cls.__name__} loads {cls.__name__!r}")
+        accepted = (cls.__name__, *cls._shares_folders_with)
+        if found not in accepted:
+            raise CheckpointError(f"{folder} holds a {found!r} pipeline, but {cls.__name__} loads "
+                                  f"{' or '.join(repr(a) for a in accepted)}")
         components: dict[str, Any] = {}
         for name, spec in index.items():
             if name.startswith("_"):

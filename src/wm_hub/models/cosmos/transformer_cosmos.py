@@ -60,8 +60,10 @@ class WorldTransformer3DModel(WorldModelMixin, ConfigMixin):
     @register_to_config
     def __init__(
         self,
-        # Latents (the tokenizer's continuous latent channels) and patches
+        # Latents (the tokenizer's continuous latent channels; `sample_size` the latent height and width
+        # trained on, which sets the pipelines' frame size) and patches
         in_channels: int = 16,
+        sample_size: int = 8,
         patch_size: tuple[int, int, int] = (1, 2, 2),
         # Architecture
         hidden_size: int = 256,

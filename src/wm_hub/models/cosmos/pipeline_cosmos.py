@@ -1,0 +1,267 @@
+"""Cosmos-style Text2World and Video2World pipelines over the diffusion world model.
+
+    pipe = Text2WorldPipeline.from_pretrained("cosmos-dit-physics-64")
+    video = pipe("a red ball falls and bounces", num_frames=17, generator=torch.Generator().manual_seed(0)).frames
+
+    pipe = Video2WorldPipeline.from_pretrained("cosmos-dit-physics-64")
+    video = pipe("a red ball falls and bounces", image=first_frame, num_frames=17).frames
+
+Both load from one folder (`model_index.json`: transformer, vae, scheduler, text_encoder, tokenizer).
+Sampling is EDM Euler (diffusers' `EDMEulerScheduler`) over the causal tokenizer's normalised latents;
+conditioning latent frames (Video2World) replace the noisy ones at every step, carry a small noise level
+of their own (`conditioning_sigma`) and are flagged by the condition mask, as in diffusers' Cosmos
+pipelines. Classifier-free guidance mixes the denoiser's outputs with and without the text.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import EDMEulerScheduler
+from diffusers.utils import BaseOutput
+from torch import Tensor
+from transformers import PreTrainedTokenizerFast, T5EncoderModel
+
+from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
+from wm_hub.models.cosmos.transformer_cosmos import WorldTransformer3DModel
+from wm_hub.pipeline_utils import OUTPUT_TYPES, ImageInput, WorldModelPipeline, postprocess_video, preprocess_images
+
+VideoInput = ImageInput | Sequence[ImageInput]
+
+
+@dataclass
+class WorldPipelineOutput(BaseOutput):
+    """`frames`: `np` uint8 `(B, T, H, W, C)`, `pt` float `(B, T, C, H, W)` in [-1, 1], or `pil` lists."""
+
+    frames: np.ndarray | Tensor | list[list[PIL.Image.Image]]
+
+
+class _WorldPipeline(WorldModelPipeline):
+    """What Text2World and Video2World share: prompt encoding, the guided EDM sampling loop with
+    conditioning latents, decoding."""
+
+    model_cpu_offload_seq = "text_encoder->transformer->vae"
+    _callback_tensor_inputs = ["latents", "denoised"]
+    _shares_folders_with = ("Text2WorldPipeline", "Video2WorldPipeline")  # one shipped folder serves both
+    conditioning_sigma = 0.01  # the noise level given to conditioning latents (their noise augmentation)
+
+    def __init__(
+        self,
+        transformer: WorldTransformer3DModel,
+        vae: CausalVideoTokenizer,
+        scheduler: EDMEulerScheduler,
+        text_encoder: T5EncoderModel,
+        tokenizer: PreTrainedTokenizerFast,
+    ) -> None:
+        super().__init__()
+        self.register_modules(transformer=transformer, vae=vae, scheduler=scheduler, text_encoder=text_encoder,
+                              tokenizer=tokenizer)
+        for module in (transformer, vae, text_encoder):
+            module.eval()
+
+    # -- sizes ------------------------------------------------------------------------------------
+    @property
+    def image_size(self) -> int:
+        """The frame size the world model was trained on (its latent size times the tokenizer's compression)."""
+        return self.transformer.config.sample_size * self.vae.config.spatial_compression
+
+    @property
+    def frame_groups(self) -> int:
+        return self.vae.config.temporal_compression
+
+    def valid_num_frames(self, num_frames: int) -> int:
+        """`num_frames` rounded up to 1 + k * temporal_compression (with a warning if it changed)."""
+        if num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+        tc = self.frame_groups
+        fitted = 1 + -(-(num_frames - 1) // tc) * tc
+        if fitted != num_frames:
+            warnings.warn(f"num_frames={num_frames} does not fit the tokenizer's {tc}x temporal compression "
+                          f"(1 + k*{tc}): generating {fitted} frames", stacklevel=3)
+        return fitted
+
+    # -- text -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_prompt(self, prompt: str | list[str]) -> tuple[Tensor, Tensor]:
+        """Prompt(s) -> text hidden states `(B, S, text_dim)` and attention mask `(B, S)`; a prompt longer
+        than the tokenizer's `model_max_length` is cut (with a warning)."""
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        limit = self.tokenizer.model_max_length
+        for p in prompts:
+            if len(self.tokenizer(p)["input_ids"]) > limit:
+                warnings.warn(f"prompt of more than {limit} tokens truncated: {p!r}", stacklevel=3)
+        batch = self.tokenizer(prompts, padding="max_length", truncation=True, max_length=limit, return_tensors="pt")
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        hidden = self.text_encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        return hidden.last_hidden_state, batch["attention_mask"]
+
+    # -- sampling ---------------------------------------------------------------------------------
+    def denoise(
+        self,
+        latents: Tensor,
+        sigma: Tensor,
+        text: Tensor,
+        text_mask: Tensor,
+        condition_mask: Tensor,
+        guidance: tuple[Tensor, Tensor, float] | None,
+    ) -> Tensor:
+        """EDM denoiser D(x; sigma) with optional classifier-free guidance: latents `(B, T, C, H, W)`,
+        per-frame noise levels `sigma` `(B, T)`; guidance = (negative text, its mask, scale)."""
+        s = sigma[:, :, None, None, None]
+        model_in = self.scheduler.precondition_inputs(latents, s)
+        c_noise = self.scheduler.precondition_noise(sigma)
+        if guidance is None:
+            out = self.transformer(model_in, c_noise, text, text_mask, condition_mask).sample
+        else:  # one batch: with the text, then with the negative text
+            negative, negative_mask, scale = guidance
+            out = self.transformer(torch.cat([model_in, model_in]), torch.cat([c_noise, c_noise]),
+                                   torch.cat([text, negative]), torch.cat([text_mask, negative_mask]),
+                                   torch.cat([condition_mask, condition_mask])).sample
+            conditional, unconditional = out.chunk(2)
+            out = unconditional + scale * (conditional - unconditional)
+        return self.scheduler.precondition_outputs(latents, out, s)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompt: str | list[str],
+        negative_prompt: str | list[str] | None,
+        condition: Tensor | None,
+        num_frames: int,
+        num_inference_steps: int,
+        guidance_scale: float,
+        generator: torch.Generator | None,
+        output_type: str,
+        callback_on_step_end: Callable[[Any, int, Tensor, dict], dict] | None,
+    ) -> Tensor | np.ndarray | list:
+        """Sample videos of `num_frames` frames; `condition` `(B, Tc, C, H, W)` in [-1, 1] gives the first
+        frames (Video2World) or None (Text2World)."""
+        # 1. Check inputs
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        if num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+        num_frames = self.valid_num_frames(num_frames)
+        latent_frames = self.vae.latent_frames(num_frames)
+
+        # 2. Encode the prompt (and the negative prompt for classifier-free guidance)
+        text, text_mask = self.encode_prompt(prompt)
+        B = text.shape[0]
+        guidance = None
+        if guidance_scale != 1.0:
+            negative = negative_prompt if negative_prompt is not None else ""
+            negative = [negative] * B if isinstance(negative, str) else list(negative)
+            if len(negative) != B:
+                raise ValueError(f"got {len(negative)} negative prompts for {B} prompts")
+            guidance = (*self.encode_prompt(negative), guidance_scale)
+
+        # 3. Prepare latents: noise, and the conditioning latents of the given frames
+        s = self.vae.config.spatial_compression
+        shape = (B, latent_frames, self.transformer.config.in_channels, self.image_size // s, self.image_size // s)
+        condition_mask = torch.zeros(B, latent_frames, device=self.device)
+        cond_latents = torch.zeros(shape, device=self.device)
+        if condition is not None:
+            if condition.shape[0] not in (1, B):
+                raise ValueError(f"got {condition.shape[0]} conditioning videos for {B} prompts")
+            given = self.vae.encode(condition.to(self.device)).latent_dist.mode().expand(B, -1, -1, -1, -1)
+            if given.shape[1] >= latent_frames:
+                raise ValueError(f"{condition.shape[1]} conditioning frames leave nothing to generate in "
+                                 f"num_frames={num_frames}: ask for more frames")
+            cond_latents[:, : given.shape[1]] = given
+            condition_mask[:, : given.shape[1]] = 1
+        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+        sigmas = self.scheduler.sigmas.to(self.device)
+        noise = torch.randn(shape, generator=generator, dtype=torch.float32).to(self.device)
+        latents = noise * sigmas[0]
+        is_cond = condition_mask[:, :, None, None, None].bool()
+        augment = torch.randn(shape, generator=generator, dtype=torch.float32).to(self.device)
+        cond_noisy = cond_latents + self.conditioning_sigma * augment  # the noise augmentation
+
+        # 4. Denoising loop (Euler steps of the probability-flow ODE in EDM's sigma)
+        for i in range(num_inference_steps):
+            sigma, sigma_next = sigmas[i], sigmas[i + 1]
+            latents = torch.where(is_cond, cond_noisy, latents)
+            frame_sigma = torch.where(condition_mask.bool(), self.conditioning_sigma, sigma)  # (B, T)
+            denoised = self.denoise(latents, frame_sigma, text, text_mask, condition_mask, guidance)
+            denoised = torch.where(is_cond, cond_latents, denoised)
+            latents = latents + (sigma_next - sigma) * (latents - denoised) / sigma
+            if callback_on_step_end is not None:
+                values = callback_on_step_end(self, i, sigma, {"latents": latents, "denoised": denoised})
+                latents = values.get("latents", latents) if values else latents
+        latents = torch.where(is_cond, cond_latents, latents)
+
+        # 5. Decode
+        video = self.vae.decode(latents, num_frames=num_frames).sample.clamp(-1, 1)  # (B, T, C, H, W)
+        return postprocess_video(video, output_type)
+
+
+class Text2WorldPipeline(_WorldPipeline):
+    """Prompt -> video."""
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str],
+        negative_prompt: str | list[str] | None = None,
+        num_frames: int = 17,
+        num_inference_steps: int = 30,
+        guidance_scale: float = 3.0,
+        generator: torch.Generator | None = None,
+        output_type: str = "np",
+        callback_on_step_end: Callable[[Any, int, Tensor, dict], dict] | None = None,
+        return_dict: bool = True,
+    ) -> WorldPipelineOutput | tuple:
+        frames = self.generate(prompt, negative_prompt, None, num_frames, num_inference_steps, guidance_scale,
+                               generator, output_type, callback_on_step_end)
+        return WorldPipelineOutput(frames=frames) if return_dict else (frames,)
+
+
+class Video2WorldPipeline(_WorldPipeline):
+    """Prompt + an image or the first frames of a video -> the video continued."""
+
+    def preprocess_video(self, image: VideoInput | None, video: VideoInput | None) -> Tensor:
+        """An image, or a video (a list of images, a uint8 array `(T, H, W, 3)`, or a tensor `(B, T, 3, H, W)`
+        in [-1, 1]) -> `(B, T, 3, H, W)` with T = 1 + k * temporal_compression (later frames are dropped,
+        with a warning)."""
+        if (image is None) == (video is None):
+            raise ValueError("pass exactly one of `image` or `video`")
+        size = self.image_size
+        if image is not None:
+            frames = preprocess_images(image, size, "image")[:, None]  # (B, 1, 3, H, W)
+        elif isinstance(video, Tensor) and video.dim() == 5:
+            B, T = video.shape[:2]
+            frames = preprocess_images(video.flatten(0, 1), size, "video frame").view(B, T, 3, size, size)
+        else:
+            frames = preprocess_images(video, size, "video frame")[None]  # one video (1, T, 3, H, W)
+        T = frames.shape[1]
+        usable = 1 + (T - 1) // self.frame_groups * self.frame_groups
+        if usable != T:
+            warnings.warn(f"{T} conditioning frames do not fit the tokenizer's {self.frame_groups}x temporal "
+                          f"compression: using the first {usable}", stacklevel=3)
+        return frames[:, :usable]
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str],
+        image: VideoInput | None = None,
+        video: VideoInput | None = None,
+        negative_prompt: str | list[str] | None = None,
+        num_frames: int = 17,
+        num_inference_steps: int = 30,
+        guidance_scale: float = 3.0,
+        generator: torch.Generator | None = None,
+        output_type: str = "np",
+        callback_on_step_end: Callable[[Any, int, Tensor, dict], dict] | None = None,
+        return_dict: bool = True,
+    ) -> WorldPipelineOutput | tuple:
+        condition = self.preprocess_video(image, video)
+        frames = self.generate(prompt, negative_prompt, condition, num_frames, num_inference_steps, guidance_scale,
+                               generator, output_type, callback_on_step_end)
+        return WorldPipelineOutput(frames=frames) if return_dict else (frames,)

@@ -1,0 +1,108 @@
+"""Text2World / Video2World pipelines from tiny random parts (32x32, 2 layers, 2 steps): shapes,
+determinism, conditioning frames kept, guidance, callbacks, one folder for both, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from diffusers import EDMEulerScheduler
+from transformers import T5EncoderModel
+
+import wm_hub
+from wm_hub.checkpoint import CheckpointError
+from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
+from wm_hub.models.cosmos.pipeline_cosmos import Text2WorldPipeline, Video2WorldPipeline
+from wm_hub.models.cosmos.text_cosmos import build_caption_tokenizer, caption_encoder_config
+from wm_hub.models.cosmos.transformer_cosmos import WorldTransformer3DModel
+
+CAPTIONS = ["a red ball falls and bounces", "a blue box slides left; the paddle pushes a green ball right"]
+
+
+@pytest.fixture(scope="module")
+def parts():
+    torch.manual_seed(0)
+    vae = CausalVideoTokenizer(base_channels=8, channel_multipliers=(1, 2, 2, 2), num_heads=2, latent_channels=4,
+                               latents_mean=(0.0,) * 4, latents_std=(1.0,) * 4)
+    tokenizer = build_caption_tokenizer(CAPTIONS, model_max_length=16)
+    text_encoder = T5EncoderModel(caption_encoder_config(tokenizer, d_model=16, num_layers=1, num_heads=2))
+    transformer = WorldTransformer3DModel(in_channels=4, sample_size=4, hidden_size=24, num_layers=2, num_heads=2,
+                                          text_dim=16)
+    for p in transformer.parameters():  # leave adaLN-Zero's start, so outputs depend on every input
+        p.data.add_(0.05 * torch.randn_like(p))
+    return {"transformer": transformer, "vae": vae, "scheduler": EDMEulerScheduler(sigma_data=1.0),
+            "text_encoder": text_encoder, "tokenizer": tokenizer}
+
+
+def test_text2world_shapes_and_determinism(parts):
+    pipe = Text2WorldPipeline(**parts)
+    kwargs = {"num_frames": 9, "num_inference_steps": 2}
+    a = pipe(CAPTIONS[0], generator=torch.Generator().manual_seed(0), **kwargs).frames
+    assert a.shape == (1, 9, 32, 32, 3) and a.dtype == np.uint8
+    b = pipe(CAPTIONS[0], generator=torch.Generator().manual_seed(0), **kwargs).frames
+    c = pipe(CAPTIONS[0], generator=torch.Generator().manual_seed(1), **kwargs).frames
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    pt = pipe(CAPTIONS, generator=torch.Generator().manual_seed(0), output_type="pt", **kwargs).frames
+    assert pt.shape == (2, 9, 3, 32, 32) and pt.min() >= -1 and pt.max() <= 1
+    pil = pipe(CAPTIONS[0], generator=torch.Generator().manual_seed(0), output_type="pil", **kwargs).frames
+    assert len(pil) == 1 and len(pil[0]) == 9 and pil[0][0].size == (32, 32)
+    unguided = pipe(CAPTIONS[0], generator=torch.Generator().manual_seed(0), guidance_scale=1.0, **kwargs).frames
+    assert not np.array_equal(a, unguided)  # guidance changes the sample
+
+
+def test_video2world_keeps_the_given_frames(parts):
+    pipe = Video2WorldPipeline(**parts)
+    video = torch.rand(1, 5, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    out = pipe(CAPTIONS[0], video=video, num_frames=9, num_inference_steps=2, output_type="pt",
+               generator=torch.Generator().manual_seed(0)).frames
+    assert out.shape == (1, 9, 3, 32, 32)
+    with torch.no_grad():
+        reconstruction = parts["vae"](video).sample.clamp(-1, 1)
+    # the causal decoder makes the first frames depend only on the conditioning latents
+    torch.testing.assert_close(out[:, :5], reconstruction, atol=1e-5, rtol=1e-5)
+    image = (video[0, 0].permute(1, 2, 0).add(1).mul(127.5).round().clamp(0, 255)).to(torch.uint8).numpy()
+    from_image = pipe(CAPTIONS[0], image=image, num_frames=5, num_inference_steps=2).frames
+    assert from_image.shape == (1, 5, 32, 32, 3)
+
+
+def test_callback_and_one_folder_for_both(parts, tmp_path):
+    pipe = Text2WorldPipeline(**parts)
+    seen = []
+    pipe(CAPTIONS[0], num_frames=5, num_inference_steps=3,
+         callback_on_step_end=lambda p, i, sigma, values: seen.append((i, float(sigma), values["latents"].shape)))
+    assert [s[0] for s in seen] == [0, 1, 2] and seen[0][1] > seen[1][1] > seen[2][1]
+    pipe.save_pretrained(tmp_path / "world")
+    g = torch.Generator
+    expected = pipe(CAPTIONS[0], num_frames=5, num_inference_steps=2, generator=g().manual_seed(0)).frames
+    for cls in (Text2WorldPipeline, Video2WorldPipeline):
+        loaded = cls.from_pretrained(tmp_path / "world")
+        assert isinstance(loaded.transformer, WorldTransformer3DModel)
+    loaded = wm_hub.load(tmp_path / "world")
+    assert isinstance(loaded, Text2WorldPipeline)
+    again = loaded(CAPTIONS[0], num_frames=5, num_inference_steps=2, generator=g().manual_seed(0)).frames
+    assert np.array_equal(again, expected)
+    from wm_hub.models.genie.pipeline_genie import GeniePipeline
+
+    with pytest.raises(CheckpointError, match="holds a 'Text2WorldPipeline' pipeline"):
+        GeniePipeline.from_pretrained(tmp_path / "world")
+
+
+def test_bad_input(parts):
+    pipe = Video2WorldPipeline(**parts)
+    image = np.zeros((32, 32, 3), np.uint8)
+    with pytest.warns(UserWarning, match="num_frames=7 does not fit .* generating 9 frames"):
+        assert pipe(CAPTIONS[0], image=image, num_frames=7, num_inference_steps=1).frames.shape[1] == 9
+    with pytest.warns(UserWarning, match="prompt of more than 16 tokens truncated"):
+        pipe(" ".join(["ball"] * 20), image=image, num_frames=5, num_inference_steps=1)
+    with pytest.warns(UserWarning, match=r"image of size \(48, 48\) resized to \(32, 32\)"):
+        pipe(CAPTIONS[0], image=np.zeros((48, 48, 3), np.uint8), num_frames=5, num_inference_steps=1)
+    with pytest.warns(UserWarning, match="3 conditioning frames do not fit .* using the first 1"):
+        pipe(CAPTIONS[0], video=[image] * 3, num_frames=5, num_inference_steps=1)
+    with pytest.raises(ValueError, match="leave nothing to generate"):
+        pipe(CAPTIONS[0], video=[image] * 5, num_frames=5, num_inference_steps=1)
+    with pytest.raises(ValueError, match="exactly one of `image` or `video`"):
+        pipe(CAPTIONS[0], num_frames=5)
+    with pytest.raises(ValueError, match="output_type must be one of"):
+        pipe(CAPTIONS[0], image=image, output_type="mp4")
+    with pytest.raises(ValueError, match="expected a uint8 image"):
+        pipe(CAPTIONS[0], image=np.zeros((32, 32, 4), np.uint8))
