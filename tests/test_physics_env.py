@@ -60,3 +60,11 @@ def test_physics_dataset_has_clip_captions_and_states(tmp_path):
     env.reset(seed=1)
     replay = [env.step(ds[int(r)]["action"])[4] for r in np.flatnonzero(episodes == 1)[:-1]]
     assert replay[-1]["caption"] == captions[np.flatnonzero(episodes == 1)[0]]
+    from wm_hub.data import ClipDataset
+
+    clips = ClipDataset(tmp_path / "p", clip_len=9)
+    assert len(clips) == 3 and clips[1]["caption"] == captions[np.flatnonzero(episodes == 1)[0]]
+    from torch.utils.data import DataLoader
+
+    batch = next(iter(DataLoader(clips, batch_size=2)))
+    assert batch["frames"].shape == (2, 9, 3, 64, 64) and len(batch["caption"]) == 2

@@ -51,7 +51,8 @@ class ClipDataset(Dataset):
     - `actions`: `(T, S, *A)`, the `S = frame_skip` actions taken from each sampled frame until the
       next one (zeros past the episode's end);
     - `rewards`: `(T, S)`;
-    - `episode_index`, `start_step`: where the clip comes from.
+    - `episode_index`, `start_step`: where the clip comes from;
+    - `caption` (datasets with captions): the caption of the clip's first row.
     Clip starts are `start_stride` steps apart.
     """
 
@@ -89,7 +90,7 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.starts)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         start, end = int(self.starts[index]), self._episode_end[index]
         T, S = self.clip_len, self.frame_skip
         rows = start + np.arange(T * S)
@@ -100,13 +101,16 @@ class ClipDataset(Dataset):
         rewards = np.where(valid, np.asarray(batch["reward"], dtype=np.float32), 0.0)
         # datasets' numpy format widens Array3D uint8 to int64; the values are 0..255.
         frames = np.asarray(batch["observation"], dtype=np.uint8)[::S]
-        return {
+        item: dict[str, torch.Tensor | str] = {
             "frames": frames_to_tensor(frames),
             "actions": torch.as_tensor(actions).reshape(T, S, *actions.shape[1:]),
             "rewards": torch.as_tensor(rewards, dtype=torch.float32).reshape(T, S),
             "episode_index": torch.as_tensor(int(np.asarray(batch["episode_index"])[0])),
             "start_step": torch.as_tensor(int(np.asarray(batch["step_index"])[0])),
         }
+        if "caption" in batch:
+            item["caption"] = str(batch["caption"][0])
+        return item
 
 
 def sample_clips(dataset: datasets.Dataset | str | os.PathLike, clip_len: int, count: int, batch_size: int = 16,

@@ -9,7 +9,7 @@
 Both load from one folder (`model_index.json`: transformer, vae, scheduler, text_encoder, tokenizer).
 Sampling is EDM Euler (diffusers' `EDMEulerScheduler`) over the causal tokenizer's normalised latents;
 conditioning latent frames (Video2World) replace the noisy ones at every step, carry a small noise level
-of their own (`conditioning_sigma`) and are flagged by the condition mask, as in diffusers' Cosmos
+of their own (the transformer's `conditioning_sigma`) and are flagged by the condition mask, as in diffusers' Cosmos
 pipelines. Classifier-free guidance mixes the denoiser's outputs with and without the text.
 """
 
@@ -49,7 +49,6 @@ class _WorldPipeline(WorldModelPipeline):
     model_cpu_offload_seq = "text_encoder->transformer->vae"
     _callback_tensor_inputs = ["latents", "denoised"]
     _shares_folders_with = ("Text2WorldPipeline", "Video2WorldPipeline")  # one shipped folder serves both
-    conditioning_sigma = 0.01  # the noise level given to conditioning latents (their noise augmentation)
 
     def __init__(
         self,
@@ -181,13 +180,14 @@ class _WorldPipeline(WorldModelPipeline):
         latents = noise * sigmas[0]
         is_cond = condition_mask[:, :, None, None, None].bool()
         augment = torch.randn(shape, generator=generator, dtype=torch.float32).to(self.device)
-        cond_noisy = cond_latents + self.conditioning_sigma * augment  # the noise augmentation
+        conditioning_sigma = self.transformer.config.conditioning_sigma
+        cond_noisy = cond_latents + conditioning_sigma * augment  # the noise augmentation
 
         # 4. Denoising loop (Euler steps of the probability-flow ODE in EDM's sigma)
         for i in range(num_inference_steps):
             sigma, sigma_next = sigmas[i], sigmas[i + 1]
             latents = torch.where(is_cond, cond_noisy, latents)
-            frame_sigma = torch.where(condition_mask.bool(), self.conditioning_sigma, sigma)  # (B, T)
+            frame_sigma = torch.where(condition_mask.bool(), conditioning_sigma, sigma)  # (B, T)
             denoised = self.denoise(latents, frame_sigma, text, text_mask, condition_mask, guidance)
             denoised = torch.where(is_cond, cond_latents, denoised)
             latents = latents + (sigma_next - sigma) * (latents - denoised) / sigma

@@ -72,6 +72,9 @@ class WorldTransformer3DModel(WorldModelMixin, ConfigMixin):
         mlp_ratio: float = 4.0,
         # Text: the width of the text encoder's hidden states
         text_dim: int = 128,
+        # Conditioning frames are given with this small noise level (their noise augmentation), in
+        # training and by the pipelines
+        conditioning_sigma: float = 0.01,
     ) -> None:
         super().__init__()
         pt, ph, pw = patch_size

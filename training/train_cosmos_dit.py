@@ -1,0 +1,145 @@
+"""Train the Cosmos-style diffusion world model (DiT + text encoder) on the captioned physics clips.
+
+    wm-hub data make physics --num-clips 2000 --out data/physics-train
+    accelerate launch training/train_cosmos_dit.py --config training/configs/cosmos_dit_physics.yaml
+
+The clips are encoded by the frozen continuous causal tokenizer (`vae` in the config); the DiT learns the
+EDM denoiser of their normalised latents (log-normal noise levels, EDM loss weighting), with the T5 text
+encoder trained alongside it from scratch (nothing pretrained can be downloaded here; the captions are
+a small closed vocabulary). Captions are dropped at random (classifier-free guidance), and for a share of
+the clips the first latent frames are given clean (with a small noise level of their own and the
+condition mask set), so one model serves Text2World and Video2World. Resumes with `--resume`; ends by
+writing the pipeline folder `<output_dir>/pipeline`, which both pipelines load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from accelerate import PartialState
+from diffusers import EDMEulerScheduler
+from torch import Tensor, nn
+from transformers import T5EncoderModel
+
+from wm_hub.cards import Metric, write_model_card
+from wm_hub.data import ClipDataset
+from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
+from wm_hub.models.cosmos.pipeline_cosmos import Text2WorldPipeline
+from wm_hub.models.cosmos.text_cosmos import build_caption_tokenizer, caption_encoder_config
+from wm_hub.models.cosmos.transformer_cosmos import WorldTransformer3DModel
+from wm_hub.trainer import TrainConfig, last_logged, load_yaml, train
+
+
+class TextConditionedDenoiser(nn.Module):
+    """What the trainer optimises: the DiT and the text encoder, run together in one forward so that
+    distributed training sees every parameter."""
+
+    def __init__(self, transformer: WorldTransformer3DModel, text_encoder: T5EncoderModel) -> None:
+        super().__init__()
+        self.transformer, self.text_encoder = transformer, text_encoder
+
+    def forward(self, model_in: Tensor, c_noise: Tensor, input_ids: Tensor, attention_mask: Tensor,
+                condition_mask: Tensor) -> Tensor:
+        text = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.transformer(model_in, c_noise, text, attention_mask, condition_mask).sample
+
+
+def make_step(vae: CausalVideoTokenizer, tokenizer, scheduler: EDMEulerScheduler, edm: dict,
+              conditioning_sigma: float, seed: int):
+    """The EDM training step: `edm` holds p_mean, p_std, caption_dropout, condition_prob and
+    max_condition_frames; given frames get `conditioning_sigma` (the transformer's)."""
+    rng = torch.Generator().manual_seed(seed)
+    sigma_data = scheduler.config.sigma_data
+
+    def step(model: nn.Module, batch: dict) -> dict:
+        video = batch["frames"]
+        with torch.no_grad():
+            latents = vae.encode(video).latent_dist.mode()  # (B, T, C, H, W), normalised
+        B, T = latents.shape[:2]
+        device = latents.device
+        # Captions, some dropped (an empty text: eos only) for classifier-free guidance
+        keep = torch.rand(B, generator=rng) >= edm["caption_dropout"]
+        captions = [c if k else "" for c, k in zip(batch["caption"], keep.tolist(), strict=True)]
+        text = tokenizer(captions, padding="max_length", truncation=True, return_tensors="pt").to(device)
+        # Conditioning: for a share of clips, the first 1..max_condition_frames latent frames are given
+        given = torch.randint(1, edm["max_condition_frames"] + 1, (B,), generator=rng)
+        given = torch.where(torch.rand(B, generator=rng) < edm["condition_prob"], given, 0).clamp(max=T - 1)
+        condition_mask = (torch.arange(T)[None] < given[:, None]).float().to(device)  # (B, T)
+        # Noise levels: log-normal per clip; the given frames get the small conditioning level
+        sigma = torch.exp(torch.randn(B, generator=rng) * edm["p_std"] + edm["p_mean"]).to(device)
+        frame_sigma = torch.where(condition_mask.bool(), conditioning_sigma, sigma[:, None])  # (B, T)
+        s = frame_sigma[:, :, None, None, None]
+        noisy = latents + s * torch.randn(latents.shape, generator=rng).to(device)
+        out = model(scheduler.precondition_inputs(noisy, s), scheduler.precondition_noise(frame_sigma),
+                    text["input_ids"], text["attention_mask"], condition_mask)
+        denoised = scheduler.precondition_outputs(noisy, out, s)
+        weight = (s**2 + sigma_data**2) / (s * sigma_data) ** 2  # EDM's lambda(sigma)
+        error = (weight * (denoised - latents) ** 2).mean(dim=(2, 3, 4))  # (B, T)
+        generated = 1 - condition_mask
+        loss = (error * generated).sum() / generated.sum().clamp_min(1)
+        plain = ((denoised - latents) ** 2).mean(dim=(2, 3, 4))
+        return {"loss": loss, "latent_mse": ((plain * generated).sum() / generated.sum().clamp_min(1)).detach()}
+
+    return step
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="training/configs/cosmos_dit_physics.yaml")
+    parser.add_argument("--resume", action="store_true", help="continue from <output_dir>/checkpoint")
+    parser.add_argument("--max-steps", type=int, default=None, help="override the step count")
+    parser.add_argument("--output-dir", default=None, help="override the output folder")
+    parser.add_argument("--data", default=None, help="override the training dataset folder")
+    args = parser.parse_args(argv)
+
+    config = load_yaml(args.config)
+    overrides = {"steps": args.max_steps, "output_dir": args.output_dir}
+    train_config = TrainConfig.from_dict({**config["train"], **{k: v for k, v in overrides.items() if v}})
+    data = args.data or config["data"]["train"]
+    clips = ClipDataset(data, clip_len=config["clip_len"])
+    if "caption" not in clips.data.column_names:
+        raise ValueError(f"{data} has no captions: make it with `wm-hub data make physics`")
+    vae = CausalVideoTokenizer.from_pretrained(config["vae"])
+    if vae.config.quantizer != "continuous" or vae.config.latents_std is None:
+        raise ValueError(f"{config['vae']} is not a continuous tokenizer with latent stats: the DiT needs one")
+    # The caption vocabulary is the training set's, sorted: the same tokenizer on every resume.
+    tokenizer = build_caption_tokenizer(clips.data["caption"], model_max_length=config["text"]["max_length"])
+    text_encoder = T5EncoderModel(caption_encoder_config(tokenizer, **config["text"]["encoder"]))
+    s = vae.config.spatial_compression
+    transformer = WorldTransformer3DModel(**config["model"], in_channels=vae.config.latent_channels,
+                                          sample_size=clips[0]["frames"].shape[-1] // s,
+                                          text_dim=text_encoder.config.d_model)
+    scheduler = EDMEulerScheduler(**config["scheduler"])
+    step_fn = make_step(vae, tokenizer, scheduler, config["edm"], transformer.config.conditioning_sigma,
+                        train_config.seed)
+    model = train(TextConditionedDenoiser(transformer, text_encoder), clips, step_fn, train_config,
+                  resume=args.resume, frozen=(vae,))
+
+    if not PartialState().is_main_process:
+        return 0
+    out = Path(train_config.output_dir)
+    pipe = Text2WorldPipeline(transformer=model.transformer, vae=vae.to("cpu"), scheduler=scheduler,
+                              text_encoder=model.text_encoder, tokenizer=tokenizer)
+    pipe.save_pretrained(out / "pipeline")
+    command = " ".join(["accelerate launch training/train_cosmos_dit.py", *(sys.argv[1:] if argv is None else argv)])
+    write_model_card(
+        out / "pipeline", name="cosmos-dit-physics-snapshot", family="cosmos", pipeline_tag="text-to-video",
+        summary="Cosmos-style DiT world model (Text2World / Video2World), training snapshot.",
+        metrics=[Metric(f"train latent MSE (last {5 * train_config.log_every} steps)",
+                        last_logged(out / "log.csv", "latent_mse"), "mse", "wm_hub/physics-train")],
+        command=command,
+        usage=f"from wm_hub import Text2WorldPipeline\npipe = Text2WorldPipeline.from_pretrained('{out / 'pipeline'}')",
+        dataset="wm_hub/physics-train",
+        training=f"{train_config.steps} steps, batch {train_config.batch_size}, lr {train_config.lr}.",
+        limitations="Training-set numbers only; the evaluated release card reports held-out numbers.",
+        config={"transformer": dict(transformer.config), "text_encoder": text_encoder.config.to_diff_dict()},
+    )
+    print(f"wrote {out / 'pipeline'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
