@@ -1,4 +1,4 @@
-"""Text2World / Video2World pipelines from tiny random parts (32x32, 2 layers, 2 steps): shapes,
+"""Text2World / Video2World pipelines from tiny random parts (64x64, 2 layers, 2 steps): shapes,
 determinism, conditioning frames kept, guidance, callbacks, one folder for both, bad input."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def parts():
                                latents_mean=(0.0,) * 4, latents_std=(1.0,) * 4)
     tokenizer = build_caption_tokenizer(CAPTIONS, model_max_length=16)
     text_encoder = T5EncoderModel(caption_encoder_config(tokenizer, d_model=16, num_layers=1, num_heads=2))
-    transformer = WorldTransformer3DModel(in_channels=4, sample_size=4, hidden_size=24, num_layers=2, num_heads=2,
+    transformer = WorldTransformer3DModel(in_channels=4, sample_size=8, hidden_size=24, num_layers=2, num_heads=2,
                                           text_dim=16)
     for p in transformer.parameters():  # leave adaLN-Zero's start, so outputs depend on every input
         p.data.add_(0.05 * torch.randn_like(p))
@@ -38,31 +38,31 @@ def test_text2world_shapes_and_determinism(parts):
     pipe = Text2WorldPipeline(**parts)
     kwargs = {"num_frames": 9, "num_inference_steps": 2}
     a = pipe(CAPTIONS[0], generator=torch.Generator().manual_seed(0), **kwargs).frames
-    assert a.shape == (1, 9, 32, 32, 3) and a.dtype == np.uint8
+    assert a.shape == (1, 9, 64, 64, 3) and a.dtype == np.uint8
     b = pipe(CAPTIONS[0], generator=torch.Generator().manual_seed(0), **kwargs).frames
     c = pipe(CAPTIONS[0], generator=torch.Generator().manual_seed(1), **kwargs).frames
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     pt = pipe(CAPTIONS, generator=torch.Generator().manual_seed(0), output_type="pt", **kwargs).frames
-    assert pt.shape == (2, 9, 3, 32, 32) and pt.min() >= -1 and pt.max() <= 1
+    assert pt.shape == (2, 9, 3, 64, 64) and pt.min() >= -1 and pt.max() <= 1
     pil = pipe(CAPTIONS[0], generator=torch.Generator().manual_seed(0), output_type="pil", **kwargs).frames
-    assert len(pil) == 1 and len(pil[0]) == 9 and pil[0][0].size == (32, 32)
+    assert len(pil) == 1 and len(pil[0]) == 9 and pil[0][0].size == (64, 64)
     unguided = pipe(CAPTIONS[0], generator=torch.Generator().manual_seed(0), guidance_scale=1.0, **kwargs).frames
     assert not np.array_equal(a, unguided)  # guidance changes the sample
 
 
 def test_video2world_keeps_the_given_frames(parts):
     pipe = Video2WorldPipeline(**parts)
-    video = torch.rand(1, 5, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    video = torch.rand(1, 5, 3, 64, 64, generator=torch.Generator().manual_seed(3)) * 2 - 1
     out = pipe(CAPTIONS[0], video=video, num_frames=9, num_inference_steps=2, output_type="pt",
                generator=torch.Generator().manual_seed(0)).frames
-    assert out.shape == (1, 9, 3, 32, 32)
+    assert out.shape == (1, 9, 3, 64, 64)
     with torch.no_grad():
         reconstruction = parts["vae"](video).sample.clamp(-1, 1)
     # the causal decoder makes the first frames depend only on the conditioning latents
     torch.testing.assert_close(out[:, :5], reconstruction, atol=1e-5, rtol=1e-5)
     image = (video[0, 0].permute(1, 2, 0).add(1).mul(127.5).round().clamp(0, 255)).to(torch.uint8).numpy()
     from_image = pipe(CAPTIONS[0], image=image, num_frames=5, num_inference_steps=2).frames
-    assert from_image.shape == (1, 5, 32, 32, 3)
+    assert from_image.shape == (1, 5, 64, 64, 3)
 
 
 def test_callback_and_one_folder_for_both(parts, tmp_path):
@@ -89,12 +89,12 @@ def test_callback_and_one_folder_for_both(parts, tmp_path):
 
 def test_bad_input(parts):
     pipe = Video2WorldPipeline(**parts)
-    image = np.zeros((32, 32, 3), np.uint8)
+    image = np.zeros((64, 64, 3), np.uint8)
     with pytest.warns(UserWarning, match="num_frames=7 does not fit .* generating 9 frames"):
         assert pipe(CAPTIONS[0], image=image, num_frames=7, num_inference_steps=1).frames.shape[1] == 9
     with pytest.warns(UserWarning, match="prompt of more than 16 tokens truncated"):
         pipe(" ".join(["ball"] * 20), image=image, num_frames=5, num_inference_steps=1)
-    with pytest.warns(UserWarning, match=r"image of size \(48, 48\) resized to \(32, 32\)"):
+    with pytest.warns(UserWarning, match=r"image of size \(48, 48\) resized to \(64, 64\)"):
         pipe(CAPTIONS[0], image=np.zeros((48, 48, 3), np.uint8), num_frames=5, num_inference_steps=1)
     with pytest.warns(UserWarning, match="3 conditioning frames do not fit .* using the first 1"):
         pipe(CAPTIONS[0], video=[image] * 3, num_frames=5, num_inference_steps=1)
@@ -105,4 +105,34 @@ def test_bad_input(parts):
     with pytest.raises(ValueError, match="output_type must be one of"):
         pipe(CAPTIONS[0], image=image, output_type="mp4")
     with pytest.raises(ValueError, match="expected a uint8 image"):
-        pipe(CAPTIONS[0], image=np.zeros((32, 32, 4), np.uint8))
+        pipe(CAPTIONS[0], image=np.zeros((64, 64, 4), np.uint8))
+
+
+def test_world_evaluation_card_and_demo(parts, tmp_path, capsys, monkeypatch):
+    from huggingface_hub import ModelCard
+
+    from wm_hub.cli import main
+
+    assert main(["data", "make", "physics", "--num-clips", "2", "--frames", "33", "--seed", "1000000",
+                 "--out", str(tmp_path / "eval")]) == 0
+    cards = tmp_path / "model_cards"
+    Text2WorldPipeline(**parts).save_pretrained(cards / "world-tiny")
+    notes = tmp_path / "notes.md"
+    notes.write_text("Random weights.")
+    monkeypatch.setenv("WM_HUB_MODEL_CARDS", str(cards))
+    capsys.readouterr()
+    assert main(["eval", str(cards / "world-tiny"), "--data", str(tmp_path / "eval"), "--count", "2",
+                 "--write-card", "--training-notes", str(notes)]) == 0
+    out = capsys.readouterr().out
+    for name in ("Video2World PSNR, 8 frames", "baseline: copy the first frame SSIM, 16 frames",
+                 "Video2World object position error, 16 frames", "Text2World caption accuracy (guidance 3)",
+                 "Text2World caption accuracy (no guidance)", "caption accuracy of the real clips"):
+        assert name in out
+    card = ModelCard.load(cards / "world-tiny" / "README.md")
+    assert card.data.pipeline_tag == "text-to-video" and len(card.data.eval_results) == 12
+    assert "Random weights." in card.text and 'Text2WorldPipeline.from_pretrained("world-tiny")' in card.text
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    assert "world-tiny: continued held-out scene 4000000" in capsys.readouterr().out
+    import imageio.v3 as iio
+
+    assert iio.imread(tmp_path / "demo" / "world-tiny.gif", index=None).shape == (33, 256, 512, 3)

@@ -24,12 +24,20 @@ class Metric:
     unit: str = ""
 
 
+_HIDDEN = {"transformers_version", "architectures"}
+
+
+def _public(value: Any) -> Any:
+    """A config value without its private (`_name_or_path`, `_class_name`, ...) entries, at any depth."""
+    if isinstance(value, Mapping):
+        return {k: _public(v) for k, v in value.items() if not str(k).startswith("_") and k not in _HIDDEN}
+    return value
+
+
 def _config_table(config: Mapping[str, Any]) -> str:
     rows = ["| field | value |", "|---|---|"]
-    for key, value in sorted(config.items()):
-        if key.startswith("_") or key in {"transformers_version", "architectures"}:
-            continue
-        rows.append(f"| `{key}` | `{json.dumps(value)}` |")
+    for key, value in sorted(_public(config).items()):
+        rows.append(f"| `{key}` | `{json.dumps(value, default=str)}` |")
     return "\n".join(rows)
 
 

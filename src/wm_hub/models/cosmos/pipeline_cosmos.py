@@ -49,6 +49,7 @@ class _WorldPipeline(WorldModelPipeline):
     model_cpu_offload_seq = "text_encoder->transformer->vae"
     _callback_tensor_inputs = ["latents", "denoised"]
     _shares_folders_with = ("Text2WorldPipeline", "Video2WorldPipeline")  # one shipped folder serves both
+    default_guidance_scale = 3.0
 
     def __init__(
         self,
@@ -93,7 +94,7 @@ class _WorldPipeline(WorldModelPipeline):
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         limit = self.tokenizer.model_max_length
         for p in prompts:
-            if len(self.tokenizer(p)["input_ids"]) > limit:
+            if len(self.tokenizer.tokenize(p)) + 1 > limit:  # + the closing eos
                 warnings.warn(f"prompt of more than {limit} tokens truncated: {p!r}", stacklevel=3)
         batch = self.tokenizer(prompts, padding="max_length", truncation=True, max_length=limit, return_tensors="pt")
         batch = {k: v.to(self.device) for k, v in batch.items()}
@@ -211,13 +212,14 @@ class Text2WorldPipeline(_WorldPipeline):
         negative_prompt: str | list[str] | None = None,
         num_frames: int = 17,
         num_inference_steps: int = 30,
-        guidance_scale: float = 3.0,
+        guidance_scale: float | None = None,
         generator: torch.Generator | None = None,
         output_type: str = "np",
         callback_on_step_end: Callable[[Any, int, Tensor, dict], dict] | None = None,
         return_dict: bool = True,
     ) -> WorldPipelineOutput | tuple:
-        frames = self.generate(prompt, negative_prompt, None, num_frames, num_inference_steps, guidance_scale,
+        frames = self.generate(prompt, negative_prompt, None, num_frames, num_inference_steps,
+                               self.default_guidance_scale if guidance_scale is None else guidance_scale,
                                generator, output_type, callback_on_step_end)
         return WorldPipelineOutput(frames=frames) if return_dict else (frames,)
 
@@ -255,13 +257,14 @@ class Video2WorldPipeline(_WorldPipeline):
         negative_prompt: str | list[str] | None = None,
         num_frames: int = 17,
         num_inference_steps: int = 30,
-        guidance_scale: float = 3.0,
+        guidance_scale: float | None = None,
         generator: torch.Generator | None = None,
         output_type: str = "np",
         callback_on_step_end: Callable[[Any, int, Tensor, dict], dict] | None = None,
         return_dict: bool = True,
     ) -> WorldPipelineOutput | tuple:
         condition = self.preprocess_video(image, video)
-        frames = self.generate(prompt, negative_prompt, condition, num_frames, num_inference_steps, guidance_scale,
+        frames = self.generate(prompt, negative_prompt, condition, num_frames, num_inference_steps,
+                               self.default_guidance_scale if guidance_scale is None else guidance_scale,
                                generator, output_type, callback_on_step_end)
         return WorldPipelineOutput(frames=frames) if return_dict else (frames,)
