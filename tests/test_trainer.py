@@ -70,3 +70,27 @@ def test_portable_state_restores_weights_step_and_schedule(tmp_path):
     for a, b in zip(model.parameters(), model2.parameters(), strict=True):
         assert b.dtype == torch.float32 and torch.equal(a.half().float(), b)
     assert scheduler2.get_last_lr() == scheduler.get_last_lr() and not optimizer2.state
+
+
+def test_shipped_training_configs_parse():
+    from pathlib import Path
+
+    from wm_hub.trainer import TrainConfig, load_yaml
+
+    configs = sorted((Path(__file__).resolve().parents[1] / "training" / "configs").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        config = load_yaml(path)
+
+        def train_sections(node):
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if key == "train" and isinstance(value, dict):
+                        yield value
+                    else:
+                        yield from train_sections(value)
+
+        sections = list(train_sections(config))
+        assert sections, f"{path.name} has no train section"
+        for section in sections:
+            assert TrainConfig.from_dict(section).steps > 0, path.name

@@ -1,0 +1,45 @@
+"""The benchmarks run end to end on tiny models and print their tables (speed targets live in the
+tables, not in tests)."""
+
+from __future__ import annotations
+
+import torch
+from diffusers import EDMEulerScheduler
+from transformers import T5EncoderModel
+
+from benchmarks import bench_cosmos_dit, bench_cosmos_tokenizer
+
+
+def test_cosmos_tokenizer_table(capsys):
+    bench_cosmos_tokenizer.main(["--frames", "5", "--size", "16", "--repeats", "1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[1].startswith("| variant | mode | encode frames/s")
+    rows = [line.split("|")[1:-1] for line in lines[3:]]
+    assert [(r[0].strip(), r[1].strip()) for r in rows] == [
+        ("continuous", "whole"), ("continuous", "streaming"), ("discrete", "whole"), ("discrete", "streaming")]
+    assert all(float(r[2]) > 0 and float(r[3]) > 0 for r in rows)
+
+
+def test_cosmos_dit_table(tmp_path, capsys):
+    from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
+    from wm_hub.models.cosmos.pipeline_cosmos import Text2WorldPipeline
+    from wm_hub.models.cosmos.text_cosmos import build_caption_tokenizer, caption_encoder_config
+    from wm_hub.models.cosmos.transformer_cosmos import WorldTransformer3DModel
+
+    torch.manual_seed(0)
+    tokenizer = build_caption_tokenizer(["a red ball falls"], model_max_length=64)
+    Text2WorldPipeline(
+        transformer=WorldTransformer3DModel(in_channels=4, sample_size=8, hidden_size=16, num_layers=1, num_heads=2,
+                                            text_dim=16),
+        vae=CausalVideoTokenizer(base_channels=8, channel_multipliers=(1, 2, 2, 2), num_heads=2, latent_channels=4,
+                                 latents_mean=(0.0,) * 4, latents_std=(1.0,) * 4),
+        scheduler=EDMEulerScheduler(sigma_data=1.0),
+        text_encoder=T5EncoderModel(caption_encoder_config(tokenizer, d_model=16, num_layers=1, num_heads=2)),
+        tokenizer=tokenizer,
+    ).save_pretrained(tmp_path / "dit")
+    bench_cosmos_dit.main(["--name", str(tmp_path / "dit"), "--clips", "2", "--steps", "3", "1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("|")[1].strip() for line in lines[3:]] == ["3", "1"]
+    assert lines[3].endswith("| +0.00 |")
+    bench_cosmos_dit.main(["--name", str(tmp_path / "missing")])
+    assert "not shipped here yet" in capsys.readouterr().out
