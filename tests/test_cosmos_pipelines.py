@@ -136,3 +136,14 @@ def test_world_evaluation_card_and_demo(parts, tmp_path, capsys, monkeypatch):
     import imageio.v3 as iio
 
     assert iio.imread(tmp_path / "demo" / "world-tiny.gif", index=None).shape == (33, 256, 512, 3)
+
+
+def test_frames_export_to_mp4_and_gif(parts, tmp_path):
+    import imageio.v3 as iio
+    from diffusers.utils import export_to_gif, export_to_video
+
+    frames = Text2WorldPipeline(**parts)(CAPTIONS[0], num_frames=5, num_inference_steps=1, output_type="pil").frames[0]
+    mp4 = export_to_video([np.asarray(f) for f in frames], str(tmp_path / "world.mp4"), fps=15)
+    assert iio.imread(mp4, index=None).shape[0] == 5
+    gif = export_to_gif(frames, str(tmp_path / "world.gif"))
+    assert iio.imread(gif, index=None).shape[:3] == (5, 64, 64)
