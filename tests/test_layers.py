@@ -102,6 +102,22 @@ def test_vector_quantizer_restarts_dead_codes():
         assert torch.equal(weights, vq.codebook.weight)
 
 
+def test_vector_quantizer_restarts_onto_the_worst_served_inputs():
+    # Three tight clusters of inputs, codes 0 and 1 on the first two, the rest far from all: a restarted
+    # code must land on the third cluster (served by nobody), not split one of the first two.
+    torch.manual_seed(0)
+    vq = VectorQuantizer(4, 3, usage_decay=0.0).train()
+    centres = torch.eye(3)
+    with torch.no_grad():
+        vq.codebook.weight.copy_(torch.stack([centres[0], centres[1], -centres[2] - centres[0], -centres[2] - centres[1]]))
+    z = torch.cat([c + 0.01 * torch.randn(20, 3) for c in centres])  # 60 inputs
+    vq(z)
+    codes = vq.codes()
+    served = [(z[20 * i: 20 * (i + 1)] @ codes.T).max(-1).values.mean().item() for i in range(3)]
+    assert min(served) > 0.99, served  # the third cluster now has a code of its own
+    assert (codes @ centres[0]).gt(0.99).sum() == 1 and (codes @ centres[1]).gt(0.99).sum() == 1  # no duplicates
+
+
 def test_random_token_mask_rates():
     g = torch.Generator().manual_seed(0)
     mask = random_token_mask((4000, 64), 0.5, 1.0, generator=g)

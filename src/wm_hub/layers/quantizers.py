@@ -28,7 +28,8 @@ class VectorQuantizer(nn.Module):
 
     Loss: codebook term + `beta` * commitment term. Collapse guard: an EMA of each code's use is kept;
     in training (train mode with gradients on), codes whose use falls below `restart_threshold`
-    (relative to uniform use) are re-initialised to random inputs of the current batch.
+    (relative to uniform use) are re-initialised to the inputs of the current batch that the codebook
+    fits worst.
     """
 
     def __init__(
@@ -84,7 +85,11 @@ class VectorQuantizer(nn.Module):
         dead = torch.nonzero(self.usage < self.restart_threshold).squeeze(1)
         if len(dead) == 0:
             return
-        picks = torch.randint(0, flat.shape[0], (len(dead),), device=flat.device)
+        # Restart onto the inputs the codebook serves worst (lowest similarity to their code), not random
+        # ones: a random input mostly lies in a well-served cluster, and a code restarted there splits it
+        # in two (a duplicate), which for a latent action model means one action spread over two codes.
+        fit = (flat @ self.codes().T).max(dim=-1).values  # (M,)
+        picks = fit.argsort()[: len(dead)]
         fresh = flat[picks] + 0.01 * torch.randn_like(flat[picks])
         if dist.is_available() and dist.is_initialized():
             dist.broadcast(fresh, src=0)  # every process restarts the same codes the same way
