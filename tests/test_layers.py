@@ -109,7 +109,8 @@ def test_vector_quantizer_restarts_onto_the_worst_served_inputs():
     vq = VectorQuantizer(4, 3, usage_decay=0.0).train()
     centres = torch.eye(3)
     with torch.no_grad():
-        vq.codebook.weight.copy_(torch.stack([centres[0], centres[1], -centres[2] - centres[0], -centres[2] - centres[1]]))
+        far = [-centres[2] - centres[0], -centres[2] - centres[1]]
+        vq.codebook.weight.copy_(torch.stack([centres[0], centres[1], *far]))
     z = torch.cat([c + 0.01 * torch.randn(20, 3) for c in centres])  # 60 inputs
     vq(z)
     codes = vq.codes()
