@@ -24,7 +24,7 @@ def parts():
     torch.manual_seed(0)
     vae = CausalVideoTokenizer(base_channels=8, channel_multipliers=(1, 2, 2, 2), num_heads=2, latent_channels=4,
                                latents_mean=(0.0,) * 4, latents_std=(1.0,) * 4)
-    tokenizer = build_caption_tokenizer(CAPTIONS, model_max_length=16)
+    tokenizer = build_caption_tokenizer(CAPTIONS, model_max_length=64)
     text_encoder = T5EncoderModel(caption_encoder_config(tokenizer, d_model=16, num_layers=1, num_heads=2))
     transformer = WorldTransformer3DModel(in_channels=4, sample_size=8, hidden_size=24, num_layers=2, num_heads=2,
                                           text_dim=16)
@@ -92,8 +92,8 @@ def test_bad_input(parts):
     image = np.zeros((64, 64, 3), np.uint8)
     with pytest.warns(UserWarning, match="num_frames=7 does not fit .* generating 9 frames"):
         assert pipe(CAPTIONS[0], image=image, num_frames=7, num_inference_steps=1).frames.shape[1] == 9
-    with pytest.warns(UserWarning, match="prompt of more than 16 tokens truncated"):
-        pipe(" ".join(["ball"] * 20), image=image, num_frames=5, num_inference_steps=1)
+    with pytest.warns(UserWarning, match="prompt of more than 64 tokens truncated"):
+        pipe(" ".join(["ball"] * 80), image=image, num_frames=5, num_inference_steps=1)
     with pytest.warns(UserWarning, match=r"image of size \(48, 48\) resized to \(64, 64\)"):
         pipe(CAPTIONS[0], image=np.zeros((48, 48, 3), np.uint8), num_frames=5, num_inference_steps=1)
     with pytest.warns(UserWarning, match="3 conditioning frames do not fit .* using the first 1"):
