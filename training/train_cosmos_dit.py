@@ -30,7 +30,7 @@ from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
 from wm_hub.models.cosmos.pipeline_cosmos import Text2WorldPipeline
 from wm_hub.models.cosmos.text_cosmos import build_caption_tokenizer, caption_encoder_config
 from wm_hub.models.cosmos.transformer_cosmos import WorldTransformer3DModel
-from wm_hub.trainer import TrainConfig, last_logged, load_yaml, train
+from wm_hub.trainer import add_run_arguments, last_logged, load_yaml, run_config, train
 
 
 class TextConditionedDenoiser(nn.Module):
@@ -88,16 +88,11 @@ def make_step(vae: CausalVideoTokenizer, tokenizer, scheduler: EDMEulerScheduler
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="training/configs/cosmos_dit_physics.yaml")
-    parser.add_argument("--resume", action="store_true", help="continue from <output_dir>/checkpoint")
-    parser.add_argument("--max-steps", type=int, default=None, help="override the step count")
-    parser.add_argument("--output-dir", default=None, help="override the output folder")
-    parser.add_argument("--data", default=None, help="override the training dataset folder")
+    add_run_arguments(parser, "training/configs/cosmos_dit_physics.yaml")
     args = parser.parse_args(argv)
 
     config = load_yaml(args.config)
-    overrides = {"steps": args.max_steps, "output_dir": args.output_dir}
-    train_config = TrainConfig.from_dict({**config["train"], **{k: v for k, v in overrides.items() if v}})
+    train_config = run_config(config["train"], args)
     data = args.data or config["data"]["train"]
     clips = ClipDataset(data, clip_len=config["clip_len"])
     if "caption" not in clips.data.column_names:

@@ -29,7 +29,7 @@ from wm_hub.cards import Metric, write_model_card
 from wm_hub.data import ClipDataset
 from wm_hub.metrics import psnr
 from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
-from wm_hub.trainer import TrainConfig, last_logged, load_yaml, train
+from wm_hub.trainer import add_run_arguments, last_logged, load_yaml, run_config, train
 
 
 def temporal_loss(reconstruction: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
@@ -89,11 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", type=int, choices=[1, 2], required=True)
     parser.add_argument("--compression", type=parse_compression, default=(4, 8), metavar="TxSxS",
                         help="temporal x spatial x spatial compression (default 4x8x8)")
-    parser.add_argument("--config", default="training/configs/cosmos_tokenizer_physics.yaml")
-    parser.add_argument("--resume", action="store_true", help="continue from <output_dir>/checkpoint")
-    parser.add_argument("--max-steps", type=int, default=None, help="override the stage's step count")
-    parser.add_argument("--output-dir", default=None, help="override the stage's output folder")
-    parser.add_argument("--data", default=None, help="override the training dataset folder")
+    add_run_arguments(parser, "training/configs/cosmos_tokenizer_physics.yaml")
     args = parser.parse_args(argv)
 
     config = load_yaml(args.config)
@@ -101,9 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     stage = variant[f"stage{args.stage}"]
     temporal, spatial = args.compression
     name = f"{args.variant[0]}v{temporal}x{spatial}x{spatial}"  # cv4x8x8, dv8x8x8, ...
-    output_dir = args.output_dir or stage["train"]["output_dir"].format(name=name)
-    overrides = {"steps": args.max_steps, "output_dir": output_dir}
-    train_config = TrainConfig.from_dict({**stage["train"], **{k: v for k, v in overrides.items() if v}})
+    train_config = run_config(stage["train"], args,
+                              output_dir=args.output_dir or stage["train"]["output_dir"].format(name=name))
     clips = ClipDataset(args.data or config["data"]["train"], clip_len=1 + variant["latent_groups"] * temporal)
     if args.stage == 1:
         model = CausalVideoTokenizer(**{**variant["model"], "temporal_compression": temporal,

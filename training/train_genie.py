@@ -25,7 +25,7 @@ from wm_hub.data import ClipDataset
 from wm_hub.metrics import psnr
 from wm_hub.models.genie.configuration_genie import DynamicsConfig, GenieTokenizerConfig, LatentActionConfig
 from wm_hub.models.genie.modeling_genie import DynamicsModel, LatentActionModel, VideoTokenizer
-from wm_hub.trainer import TrainConfig, last_logged, load_yaml, train
+from wm_hub.trainer import add_run_arguments, last_logged, load_yaml, run_config, train
 
 
 def tokenizer_step(model: VideoTokenizer, batch: dict) -> dict:
@@ -57,19 +57,14 @@ def make_dynamics_step(tokenizer: VideoTokenizer, lam: LatentActionModel):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", choices=["tokenizer", "lam", "dynamics"], required=True)
-    parser.add_argument("--config", default="training/configs/genie_platformer.yaml")
-    parser.add_argument("--resume", action="store_true", help="continue from <output_dir>/checkpoint")
-    parser.add_argument("--max-steps", type=int, default=None, help="override the stage's step count")
-    parser.add_argument("--output-dir", default=None, help="override the stage's output folder")
-    parser.add_argument("--data", default=None, help="override the training dataset folder")
+    add_run_arguments(parser, "training/configs/genie_platformer.yaml")
     parser.add_argument("--batch-size", type=int, default=None, help="override the per-process batch size")
     parser.add_argument("--init", default=None, help="tokenizer / LAM stage: start from this trained model folder")
     args = parser.parse_args(argv)
 
     config = load_yaml(args.config)
     stage = config[args.stage]
-    overrides = {"steps": args.max_steps, "output_dir": args.output_dir, "batch_size": args.batch_size}
-    train_config = TrainConfig.from_dict({**stage["train"], **{k: v for k, v in overrides.items() if v}})
+    train_config = run_config(stage["train"], args, batch_size=args.batch_size)
     clips = ClipDataset(args.data or config["data"]["train"], clip_len=stage["clip_len"])
     frozen: tuple = ()
     if args.init and args.stage == "dynamics":

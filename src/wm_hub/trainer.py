@@ -6,6 +6,7 @@ The same code runs on one CPU, `accelerate launch --cpu --num_processes 2` (gloo
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
@@ -222,6 +223,22 @@ def train(
         if done % config.save_every == 0 or done == config.steps:
             save(done)
     return accelerator.unwrap_model(model)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, default_config: str) -> None:
+    """The arguments every training script takes: --config, --resume, --max-steps, --output-dir, --data."""
+    parser.add_argument("--config", default=default_config)
+    parser.add_argument("--resume", action="store_true", help="continue from <output_dir>/checkpoint")
+    parser.add_argument("--max-steps", type=int, default=None, help="override the step count")
+    parser.add_argument("--output-dir", default=None, help="override the output folder")
+    parser.add_argument("--data", default=None, help="override the training dataset folder")
+
+
+def run_config(train_section: dict[str, Any], args: argparse.Namespace, **overrides: Any) -> TrainConfig:
+    """The `TrainConfig` of a config's `train` section with the command line's overrides (--max-steps,
+    --output-dir, and any given here) applied where set."""
+    values = {"steps": args.max_steps, "output_dir": args.output_dir, **overrides}
+    return TrainConfig.from_dict({**train_section, **{k: v for k, v in values.items() if v}})
 
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:

@@ -135,13 +135,13 @@ class _WorldPipeline(WorldModelPipeline):
         condition: Tensor | None,
         num_frames: int,
         num_inference_steps: int,
-        guidance_scale: float,
+        guidance_scale: float | None,
         generator: torch.Generator | None,
         output_type: str,
         callback_on_step_end: Callable[[Any, int, Tensor, dict], dict] | None,
     ) -> Tensor | np.ndarray | list:
         """Sample videos of `num_frames` frames; `condition` `(B, Tc, C, H, W)` in [-1, 1] gives the first
-        frames (Video2World) or None (Text2World)."""
+        frames (Video2World) or None (Text2World); `guidance_scale` None is `default_guidance_scale`."""
         # 1. Check inputs
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
@@ -151,6 +151,7 @@ class _WorldPipeline(WorldModelPipeline):
         latent_frames = self.vae.latent_frames(num_frames)
 
         # 2. Encode the prompt (and the negative prompt for classifier-free guidance)
+        guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
         text, text_mask = self.encode_prompt(prompt)
         B = text.shape[0]
         guidance = None
@@ -219,8 +220,7 @@ class Text2WorldPipeline(_WorldPipeline):
         return_dict: bool = True,
     ) -> WorldPipelineOutput | tuple:
         frames = self.generate(prompt, negative_prompt, None, num_frames, num_inference_steps,
-                               self.default_guidance_scale if guidance_scale is None else guidance_scale,
-                               generator, output_type, callback_on_step_end)
+                               guidance_scale, generator, output_type, callback_on_step_end)
         return WorldPipelineOutput(frames=frames) if return_dict else (frames,)
 
 
@@ -265,6 +265,5 @@ class Video2WorldPipeline(_WorldPipeline):
     ) -> WorldPipelineOutput | tuple:
         condition = self.preprocess_video(image, video)
         frames = self.generate(prompt, negative_prompt, condition, num_frames, num_inference_steps,
-                               self.default_guidance_scale if guidance_scale is None else guidance_scale,
-                               generator, output_type, callback_on_step_end)
+                               guidance_scale, generator, output_type, callback_on_step_end)
         return WorldPipelineOutput(frames=frames) if return_dict else (frames,)
