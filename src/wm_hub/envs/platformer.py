@@ -99,8 +99,8 @@ def _render_layers(level: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.nd
     solid = np.repeat(np.repeat(tiles, TILE, 0), TILE, 1)
     fg[solid == 1] = pal[3]
     # Bricks: mortar every 4 rows, vertical joints every 8 columns, offset by 4 on alternate courses.
-    row, col = np.arange(SIZE)[:, None], np.arange(width)[None, :]
-    mortar = (row % 4 == 3) | ((col + 4 * (row // 4 % 2)) % TILE == 0)
+    col = np.arange(width)[None, :]
+    mortar = (ys % 4 == 3) | ((col + 4 * (ys // 4 % 2)) % TILE == 0)
     fg[(solid == 1) & mortar] = pal[3] * 0.65
     fg[solid == 2] = pal[5]
     # A lighter top row on ground tiles, a darker edge on platform tiles.
@@ -108,7 +108,7 @@ def _render_layers(level: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.nd
     top[0] = False
     top = top | np.roll(top, 1, axis=0)
     fg[top] = pal[4]
-    plat_edge = (solid == 2) & ((row % TILE == TILE - 1) | (col % TILE == 0))
+    plat_edge = (solid == 2) & ((ys % TILE == TILE - 1) | (col % TILE == 0))
     fg[plat_edge] = pal[5] * 0.6
     return bg.astype(np.uint8), fg.astype(np.uint8), solid > 0
 

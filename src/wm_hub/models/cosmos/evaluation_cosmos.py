@@ -112,10 +112,7 @@ def write_tokenizer_card(folder, model: CausalVideoTokenizer, metrics: list[Metr
         usage_tail = ("latents = tokenizer.encode(video).latent_dist.mode()  # (1, 5, 16, 8, 8)\n"
                       "recon = tokenizer.decode(latents, num_frames=17).sample")
     else:
-        size = 1
-        for level in c.fsq_levels:
-            size *= level
-        bottleneck = f"FSQ-discrete tokens, levels {tuple(c.fsq_levels)} (a codebook of {size})"
+        bottleneck = f"FSQ-discrete tokens, levels {tuple(c.fsq_levels)} (a codebook of {model.fsq.codebook_size})"
         usage_tail = ("tokens = tokenizer.tokenize(video)  # (1, 5, 8, 8) integer ids\n"
                       "recon = tokenizer.detokenize(tokens, num_frames=17)")
     write_model_card(

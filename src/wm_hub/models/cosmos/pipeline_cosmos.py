@@ -80,7 +80,7 @@ class _WorldPipeline(WorldModelPipeline):
         if num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
         tc = self.frame_groups
-        fitted = 1 + -(-(num_frames - 1) // tc) * tc
+        fitted = 1 + (self.vae.latent_frames(num_frames) - 1) * tc
         if fitted != num_frames:
             warnings.warn(f"num_frames={num_frames} does not fit the tokenizer's {tc}x temporal compression "
                           f"(1 + k*{tc}): generating {fitted} frames", stacklevel=3)

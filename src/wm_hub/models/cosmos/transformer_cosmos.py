@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from wm_hub.diffusers_utils import WorldModelMixin
 from wm_hub.layers.attention import Attention, RotaryEmbedding3D
-from wm_hub.layers.st_transformer import FeedForward
+from wm_hub.layers.st_transformer import AdaLayerNorm, FeedForward
 
 
 class WorldTransformerBlock(nn.Module):
@@ -85,10 +85,9 @@ class WorldTransformer3DModel(WorldModelMixin, ConfigMixin):
         self.blocks = nn.ModuleList(
             WorldTransformerBlock(hidden_size, num_heads, text_dim, mlp_ratio) for _ in range(num_layers)
         )
-        self.norm_out = nn.LayerNorm(hidden_size, elementwise_affine=False)
-        self.modulation_out = nn.Linear(hidden_size, 2 * hidden_size)
+        self.norm_out = AdaLayerNorm(hidden_size, hidden_size)  # modulated by the noise level, as each block
         self.proj_out = nn.Linear(hidden_size, in_channels * pt * ph * pw)
-        for layer in (self.modulation_out, self.proj_out):  # the output starts at zero
+        for layer in (self.norm_out.to_scale_shift, self.proj_out):  # the output starts at zero
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
@@ -147,7 +146,6 @@ class WorldTransformer3DModel(WorldModelMixin, ConfigMixin):
         for block in self.blocks:
             x = block(x, emb, encoder_hidden_states, text_mask, rotary)
         # 4. Output: modulated norm, projection, tokens -> patches -> latents
-        shift, scale = self.modulation_out(nn.functional.silu(emb)).chunk(2, dim=-1)
-        x = self.proj_out(self.norm_out(x) * (1 + scale) + shift)  # (B, L, C*pt*ph*pw)
+        x = self.proj_out(self.norm_out(x, emb))  # (B, L, C*pt*ph*pw)
         x = x.view(B, gt, gh, gw, C, pt, ph, pw).permute(0, 1, 5, 4, 2, 6, 3, 7).reshape(B, T, C, H, W)
         return Transformer2DModelOutput(sample=x) if return_dict else (x,)
