@@ -31,7 +31,9 @@ def tiny_config(tmp: Path) -> Path:
         "tokenizer": {"clip_len": 2, "model": {**small, "patch_size": 16, "codebook_size": 16},
                       "train": {**train, "output_dir": str(tmp / "tokenizer")}},
         "lam": {"clip_len": 3, "model": {**small, "patch_size": 16, "num_actions": 4},
-                "train": {**train, "output_dir": str(tmp / "lam")}},
+                "validation": {"data": str(data), "clips": 4},
+                "train": {**train, "output_dir": str(tmp / "lam"), "validate_every": 2,
+                          "select_metric": "agreement_min"}},
         "dynamics": {"clip_len": 3, "tokenizer": str(tmp / "tokenizer" / "model"), "lam": str(tmp / "lam" / "model"),
                      "model": {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "maskgit_steps": 2},
                      "train": {**train, "output_dir": str(tmp / "dynamics")}},
@@ -52,6 +54,10 @@ def test_all_stages_train_resume_and_write_folders(tmp_path):
         rows = list(csv.DictReader(open(out / "log.csv")))
         assert [int(r["step"]) for r in rows] == [1, 2, 3] and all(float(r["loss"]) > 0 for r in rows)
         assert (out / "checkpoint" / "trainer_state.json").is_file()
+    # the LAM was validated at steps 2 and 3 and its card names the kept step
+    rows = list(csv.DictReader(open(tmp_path / "lam" / "val_log.csv")))
+    assert [int(r["step"]) for r in rows] == [2, 3] and 0 < float(rows[0]["agreement_min"]) <= 1
+    assert "Checkpoint kept at step" in (tmp_path / "lam" / "model" / "README.md").read_text()
     # --resume continues from the saved step
     assert train_genie.main(["--stage", "lam", "--config", str(config), "--resume", "--max-steps", "4"]) == 0
     rows = list(csv.DictReader(open(tmp_path / "lam" / "log.csv")))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from transformers import PretrainedConfig, PreTrainedModel
 
 from wm_hub.trainer import TrainConfig, load_training_state, save_training_state
 
@@ -94,3 +95,41 @@ def test_shipped_training_configs_parse():
         assert sections, f"{path.name} has no train section"
         for section in sections:
             assert TrainConfig.from_dict(section).steps > 0, path.name
+
+
+class _Tiny(PreTrainedModel):
+    config_class = PretrainedConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.linear = torch.nn.Linear(4, 1)
+        self.post_init()
+
+
+def test_validation_keeps_the_best_model(tmp_path):
+    import csv
+
+    from wm_hub.trainer import read_selection, train
+
+    data = [{"x": torch.randn(4), "y": torch.randn(1)} for _ in range(16)]
+    scores, seen = iter([0.2, 0.9, 0.4]), {}
+
+    def step_fn(model, batch):
+        return {"loss": (model.linear(batch["x"]) - batch["y"]).pow(2).mean()}
+
+    def validate(model):
+        assert not model.training and not torch.is_grad_enabled()
+        score = next(scores)
+        seen[score] = model.linear.weight.detach().clone()
+        return {"score": score, "other": 1.0}
+
+    config = TrainConfig(output_dir=str(tmp_path / "run"), steps=6, batch_size=4, warmup_steps=1, log_every=2,
+                         save_every=6, validate_every=2, select_metric="score", lr=1e-1)
+    model = train(_Tiny(PretrainedConfig()), data, step_fn, config, validate=validate)
+    with open(tmp_path / "run" / "val_log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [2, 4, 6] and [float(r["score"]) for r in rows] == [0.2, 0.9, 0.4]
+    assert read_selection(tmp_path / "run") == {"step": 4, "metrics": {"score": 0.9, "other": 1.0}}
+    assert torch.equal(model.linear.weight, seen[0.9]) and not torch.equal(model.linear.weight, seen[0.4])
+    with pytest.raises(ValueError, match="needs validate_every"):
+        train(_Tiny(PretrainedConfig()), data, step_fn, TrainConfig(select_metric="score"))

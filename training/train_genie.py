@@ -1,4 +1,4 @@
-"""Train Genie on the platformer's videos (frames only: the recorded true actions are never read).
+"""Train Genie on the platformer's videos (frames only: the recorded true actions are no training signal).
 
     accelerate launch training/train_genie.py --stage tokenizer --config training/configs/genie_platformer.yaml
     accelerate launch training/train_genie.py --stage lam --config training/configs/genie_platformer.yaml
@@ -9,11 +9,17 @@ Each stage resumes with `--resume` and ends by writing a Hub-ready folder `<outp
 config, safetensors); the dynamics stage also writes the `GeniePipeline` folder `<output_dir>/pipeline`.
 `--init FOLDER` starts the tokenizer or LAM stage from a trained model of that stage (fine-tuning, e.g. on
 new data), whose configuration it keeps.
+
+The LAM stage selects its checkpoint on validation levels (the config's `lam.validation`, levels the
+evaluation never uses): every `validate_every` steps it scores how consistently each true action maps to
+one latent code, and keeps the model whose worst score over left / right / jump is highest. Those true
+actions are read for this selection only; no gradient ever sees them.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -24,8 +30,9 @@ from wm_hub.cards import Metric, write_model_card
 from wm_hub.data import ClipDataset
 from wm_hub.metrics import psnr
 from wm_hub.models.genie.configuration_genie import DynamicsConfig, GenieTokenizerConfig, LatentActionConfig
+from wm_hub.models.genie.evaluation_genie import action_agreement, latent_action_counts
 from wm_hub.models.genie.modeling_genie import DynamicsModel, LatentActionModel, VideoTokenizer
-from wm_hub.trainer import add_run_arguments, last_logged, load_yaml, run_config, train
+from wm_hub.trainer import add_run_arguments, last_logged, load_yaml, read_selection, run_config, train
 
 
 def tokenizer_step(model: VideoTokenizer, batch: dict) -> dict:
@@ -42,6 +49,20 @@ def lam_step(model: LatentActionModel, batch: dict) -> dict:
             "perplexity": out.perplexity, "codes_used": out.codes_used}
 
 
+SELECTION_ACTIONS = ("left", "right", "jump")
+
+
+def make_lam_validation(dataset: str, clips: int):
+    """Per-action agreement of the LAM's codes on `clips` clips of `dataset`, and their minimum over
+    `SELECTION_ACTIONS` (`agreement_min`, the selection metric)."""
+    def validate(model: LatentActionModel) -> dict[str, float]:
+        shares = action_agreement(latent_action_counts(model, dataset, count=clips))
+        seen = [shares[a] for a in SELECTION_ACTIONS if not math.isnan(shares[a])]  # nan: action never taken
+        return {**{f"agreement_{k}": v for k, v in shares.items()}, "agreement_min": min(seen, default=math.nan)}
+
+    return validate
+
+
 def make_dynamics_step(tokenizer: VideoTokenizer, lam: LatentActionModel):
     def dynamics_step(model: DynamicsModel, batch: dict) -> dict:
         video = batch["frames"]
@@ -54,19 +75,29 @@ def make_dynamics_step(tokenizer: VideoTokenizer, lam: LatentActionModel):
     return dynamics_step
 
 
+def selection_note(output_dir: Path, metric: str | None) -> str:
+    """What the card says of checkpoint selection ('' without one)."""
+    kept = read_selection(output_dir) if metric else None
+    return (f" Checkpoint kept at step {kept['step']} of the validated ones, for the highest validation {metric} "
+            f"({kept['metrics'][metric]:.3f}; all validation metrics in {output_dir / 'val_log.csv'})."
+            if kept else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", choices=["tokenizer", "lam", "dynamics"], required=True)
     add_run_arguments(parser, "training/configs/genie_platformer.yaml")
     parser.add_argument("--batch-size", type=int, default=None, help="override the per-process batch size")
+    parser.add_argument("--lr", type=float, default=None, help="override the peak learning rate (e.g. to fine-tune)")
     parser.add_argument("--init", default=None, help="tokenizer / LAM stage: start from this trained model folder")
     args = parser.parse_args(argv)
 
     config = load_yaml(args.config)
     stage = config[args.stage]
-    train_config = run_config(stage["train"], args, batch_size=args.batch_size)
+    train_config = run_config(stage["train"], args, batch_size=args.batch_size, lr=args.lr)
     clips = ClipDataset(args.data or config["data"]["train"], clip_len=stage["clip_len"])
     frozen: tuple = ()
+    validate = None
     if args.init and args.stage == "dynamics":
         parser.error("--init applies to the tokenizer and lam stages (dynamics: its config names both)")
     if args.stage == "tokenizer":
@@ -77,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         model = (LatentActionModel.from_pretrained(args.init) if args.init else
                  LatentActionModel(LatentActionConfig(**stage["model"])))
         step_fn = lam_step
+        if "validation" in stage:
+            validate = make_lam_validation(stage["validation"]["data"], stage["validation"]["clips"])
     else:
         tokenizer = VideoTokenizer.from_pretrained(stage["tokenizer"])
         lam = LatentActionModel.from_pretrained(stage["lam"])
@@ -85,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             num_actions=lam.config.num_actions, max_frames=stage["clip_len"]))
         step_fn, frozen = make_dynamics_step(tokenizer, lam), (tokenizer, lam)
 
-    model = train(model, clips, step_fn, train_config, resume=args.resume, frozen=frozen)
+    model = train(model, clips, step_fn, train_config, resume=args.resume, frozen=frozen, validate=validate)
 
     out = Path(train_config.output_dir)
     if not PartialState().is_main_process:
@@ -109,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
               f"model = {type(model).__name__}.from_pretrained('{out / 'model'}')",
         dataset="wm_hub/platformer-train",
         training=f"{train_config.steps} steps, batch {train_config.batch_size} per process, lr {train_config.lr}; "
-                 f"log in {log}.",
+                 f"log in {log}.{selection_note(out, train_config.select_metric)}",
         limitations="Training-set numbers only; see the pipeline card for held-out evaluation.",
         config=model.config.to_dict(),
     )

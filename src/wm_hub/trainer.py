@@ -11,6 +11,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
@@ -48,6 +49,11 @@ class TrainConfig:
     save_every: int = 250
     num_workers: int = 0
     seed: int = 0
+    # Validation (the training script supplies the function): every `validate_every` steps, and at the
+    # end, its metrics go to `output_dir/val_log.csv`; with `select_metric`, the model that maximises that
+    # metric is kept in `output_dir/best` and is the one `train` returns (checkpoint selection).
+    validate_every: int = 0
+    select_metric: str | None = None
     # A small copy of each checkpoint (float16 weights, no optimiser state) to commit, so that a run can
     # go on on another machine; `--resume` falls back to it when `output_dir/checkpoint` is missing.
     portable_dir: str | None = None
@@ -73,6 +79,7 @@ class TrainConfig:
 
 
 STATE_META, STATE_TENSORS = "trainer_state.json", "trainer_state.safetensors"
+SELECTION = "selection.json"  # in output_dir/best: the step and validation metrics of the kept model
 
 
 def save_training_state(
@@ -142,13 +149,20 @@ def train(
     config: TrainConfig,
     resume: bool = False,
     frozen: tuple[nn.Module, ...] = (),
+    validate: Callable[[nn.Module], dict[str, float]] | None = None,
 ) -> nn.Module:
-    """Train `model` for `config.steps` optimiser steps; return the unwrapped model.
+    """Train `model` for `config.steps` optimiser steps; return the unwrapped model (with
+    `config.select_metric`, the best validated one).
 
     `step_fn(model, batch)` returns a dict with a `loss` tensor and any other scalars to log.
     `frozen` modules are moved to the device and kept in eval mode without gradients (stop-gradient).
+    `validate(model)` (run in eval mode without gradients, on the main process) returns named scalars.
     State is saved to `output_dir/checkpoint` every `save_every` steps; `resume=True` continues from it.
     """
+    if config.validate_every and validate is None:
+        raise ValueError("validate_every is set but no validate function was given")
+    if config.select_metric and not config.validate_every:
+        raise ValueError(f"select_metric {config.select_metric!r} needs validate_every > 0")
     out = Path(config.output_dir)
     accelerator = Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum)
     set_seed(config.seed)
@@ -184,11 +198,36 @@ def train(
                 save_training_state(portable, unwrapped, None, scheduler, step, config, dtype=torch.float16)
         accelerator.wait_for_everyone()
 
-    log_path = out / "log.csv"
+    log_path, val_log_path, best_dir = out / "log.csv", out / "val_log.csv", out / "best"
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         if start == 0:
             log_path.unlink(missing_ok=True)
+            val_log_path.unlink(missing_ok=True)
+            shutil.rmtree(best_dir, ignore_errors=True)
+    kept = read_selection(out)
+    best = kept["metrics"][config.select_metric] if kept and config.select_metric else -math.inf
+
+    def run_validation(step: int) -> None:
+        nonlocal best
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            unwrapped = accelerator.unwrap_model(model).eval()
+            with torch.no_grad():
+                values = {k: float(v) for k, v in validate(unwrapped).items()}
+            unwrapped.train()
+            _append_csv(val_log_path, {"step": step, **values})
+            accelerator.print(f"validation at step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
+            if config.select_metric:
+                if config.select_metric not in values:
+                    raise KeyError(f"select_metric {config.select_metric!r} is not among the validation "
+                                   f"metrics {sorted(values)}")
+                if values[config.select_metric] > best:
+                    best = values[config.select_metric]
+                    with atomic_directory(best_dir, replace=True) as tmp:
+                        unwrapped.save_pretrained(tmp)
+                        (tmp / SELECTION).write_text(json.dumps({"step": step, "metrics": values}, indent=1))
+        accelerator.wait_for_everyone()
     batches = _forever(loader, config.seed, start)
     model.train()
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=out.name,
@@ -214,15 +253,30 @@ def train(
             tick = time.perf_counter()
             if accelerator.is_main_process:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()})
-                new_file = not log_path.exists()
-                with open(log_path, "a", newline="") as f:
-                    writer = csv.DictWriter(f, fieldnames=list(row))
-                    if new_file:
-                        writer.writeheader()
-                    writer.writerow(row)
+                _append_csv(log_path, row)
+        if config.validate_every and (done % config.validate_every == 0 or done == config.steps):
+            run_validation(done)
         if done % config.save_every == 0 or done == config.steps:
             save(done)
-    return accelerator.unwrap_model(model)
+    unwrapped = accelerator.unwrap_model(model)
+    if config.select_metric and (best_dir / SELECTION).is_file():
+        return type(unwrapped).from_pretrained(best_dir).to(accelerator.device)
+    return unwrapped
+
+
+def _append_csv(path: Path, row: dict[str, Any]) -> None:
+    new_file = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new_file:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def read_selection(output_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The step and validation metrics of the model `train` kept in `output_dir/best`, or None."""
+    path = Path(output_dir) / "best" / SELECTION
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, default_config: str) -> None:
