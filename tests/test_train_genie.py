@@ -54,9 +54,9 @@ def test_all_stages_train_resume_and_write_folders(tmp_path):
         rows = list(csv.DictReader(open(out / "log.csv")))
         assert [int(r["step"]) for r in rows] == [1, 2, 3] and all(float(r["loss"]) > 0 for r in rows)
         assert (out / "checkpoint" / "trainer_state.json").is_file()
-    # the LAM was validated at steps 2 and 3 and its card names the kept step
+    # the LAM was validated at steps 0, 2 and 3 and its card names the kept step
     rows = list(csv.DictReader(open(tmp_path / "lam" / "val_log.csv")))
-    assert [int(r["step"]) for r in rows] == [2, 3] and 0 < float(rows[0]["agreement_min"]) <= 1
+    assert [int(r["step"]) for r in rows] == [0, 2, 3] and 0 < float(rows[0]["agreement_min"]) <= 1
     assert "Checkpoint kept at step" in (tmp_path / "lam" / "model" / "README.md").read_text()
     # --resume continues from the saved step
     assert train_genie.main(["--stage", "lam", "--config", str(config), "--resume", "--max-steps", "4"]) == 0

@@ -112,7 +112,7 @@ def test_validation_keeps_the_best_model(tmp_path):
     from wm_hub.trainer import read_selection, train
 
     data = [{"x": torch.randn(4), "y": torch.randn(1)} for _ in range(16)]
-    scores, seen = iter([0.2, 0.9, 0.4]), {}
+    scores, seen = iter([0.1, 0.2, 0.9, 0.4]), {}
 
     def step_fn(model, batch):
         return {"loss": (model.linear(batch["x"]) - batch["y"]).pow(2).mean()}
@@ -128,7 +128,7 @@ def test_validation_keeps_the_best_model(tmp_path):
     model = train(_Tiny(PretrainedConfig()), data, step_fn, config, validate=validate)
     with open(tmp_path / "run" / "val_log.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["step"]) for r in rows] == [2, 4, 6] and [float(r["score"]) for r in rows] == [0.2, 0.9, 0.4]
+    assert [int(r["step"]) for r in rows] == [0, 2, 4, 6] and [float(r["score"]) for r in rows] == [0.1, 0.2, 0.9, 0.4]
     assert read_selection(tmp_path / "run") == {"step": 4, "metrics": {"score": 0.9, "other": 1.0}}
     assert torch.equal(model.linear.weight, seen[0.9]) and not torch.equal(model.linear.weight, seen[0.4])
     with pytest.raises(ValueError, match="needs validate_every"):

@@ -49,8 +49,8 @@ class TrainConfig:
     save_every: int = 250
     num_workers: int = 0
     seed: int = 0
-    # Validation (the training script supplies the function): every `validate_every` steps, and at the
-    # end, its metrics go to `output_dir/val_log.csv`; with `select_metric`, the model that maximises that
+    # Validation (the training script supplies the function): at the start, every `validate_every` steps
+    # and at the end, its metrics go to `output_dir/val_log.csv`; with `select_metric`, the model that maximises that
     # metric is kept in `output_dir/best` and is the one `train` returns (checkpoint selection).
     validate_every: int = 0
     select_metric: str | None = None
@@ -228,6 +228,8 @@ def train(
                         unwrapped.save_pretrained(tmp)
                         (tmp / SELECTION).write_text(json.dumps({"step": step, "metrics": values}, indent=1))
         accelerator.wait_for_everyone()
+    if config.validate_every and start == 0:
+        run_validation(0)  # the starting point, e.g. the model being fine-tuned, is a candidate too
     batches = _forever(loader, config.seed, start)
     model.train()
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=out.name,
