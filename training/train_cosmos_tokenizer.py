@@ -97,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     stage = variant[f"stage{args.stage}"]
     temporal, spatial = args.compression
     name = f"{args.variant[0]}v{temporal}x{spatial}x{spatial}"  # cv4x8x8, dv8x8x8, ...
+    portable = stage["train"].get("portable_dir")
     train_config = run_config(stage["train"], args,
-                              output_dir=args.output_dir or stage["train"]["output_dir"].format(name=name))
+                              output_dir=args.output_dir or stage["train"]["output_dir"].format(name=name),
+                              portable_dir=portable.format(name=name) if portable else None)
     clips = ClipDataset(args.data or config["data"]["train"], clip_len=1 + variant["latent_groups"] * temporal)
     if args.stage == 1:
         model = CausalVideoTokenizer(**{**variant["model"], "temporal_compression": temporal,

@@ -89,8 +89,9 @@ def evaluate(pipe: GeniePipeline, dataset, count: int = 64) -> list[Metric]:
     metrics.append(Metric("ΔtPSNR (t=4)", delta_t_psnr(real, inferred, random, t=4).mean().item(), "delta_psnr",
                           DATASET, "dB"))
     codes = latent_action_counts(pipe, dataset, 8 * count)
-    for name, share in action_agreement(codes).items():
-        metrics.append(Metric(f"latent-action agreement: {name}", share, "accuracy", DATASET))
+    for (action, counts), (name, share) in zip(codes.items(), action_agreement(codes).items(), strict=True):
+        code = f" (code {counts.most_common(1)[0][0]})" if counts else ""
+        metrics.append(Metric(f"latent-action agreement: {name}{code}", share, "accuracy", DATASET))
     used, perplexity = code_usage(codes, pipe.num_actions)
     metrics.append(Metric("latent-action codes used (share of the codebook)", used, "code_usage", DATASET))
     metrics.append(Metric("latent-action perplexity", perplexity, "perplexity", DATASET))
