@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 import wm_hub
@@ -77,6 +78,18 @@ def test_all_stages_train_resume_and_write_folders(tmp_path):
     assert [int(r["step"]) for r in rows][-1] == 7 and len(rows) == 7
     pipe = wm_hub.load(tmp_path / "dynamics" / "pipeline")
     assert pipe(PlatformerEnv().reset(seed=0)[0], actions=[1, 2]).frames.shape == (1, 3, 64, 64, 3)
+    # the float16 copy we commit (training/export_fp16.py) is half the size and loads back as float32
+    import export_fp16
+    from safetensors import safe_open
+
+    assert export_fp16.main([str(tmp_path / "dynamics" / "pipeline"), str(tmp_path / "shipped")]) == 0
+    for weights in (tmp_path / "shipped").rglob("*.safetensors"):
+        with safe_open(weights, "pt") as f:
+            assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    shipped = wm_hub.load(tmp_path / "shipped")
+    for part in ("tokenizer", "dynamics", "lam"):
+        for a, b in zip(getattr(shipped, part).parameters(), getattr(pipe, part).parameters(), strict=True):
+            assert a.dtype == torch.float32 and torch.equal(a, b.half().float())
     # --init fine-tunes a trained tokenizer: its weights are the start, its configuration is kept
     from wm_hub.models.genie.modeling_genie import VideoTokenizer
 
