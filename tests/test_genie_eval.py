@@ -42,6 +42,7 @@ def test_evaluate_reports_every_card_number(pipe, held_out):
     metrics = {re.sub(r" \(code \d\)$", "", m.name): m.value for m in evaluate(pipe, held_out, count=4)}
     assert set(metrics) == {
         "tokenizer reconstruction PSNR", "ΔtPSNR (t=4)", "16-frame rollout PSNR (inferred actions)",
+        "16-frame PSNR of repeating the first frame (baseline)",
         *[f"latent-action agreement: {a}" for a in ACTION_NAMES],
         "latent-action codes used (share of the codebook)", "latent-action perplexity",
     }  # each agreement names its action's most frequent code, e.g. "latent-action agreement: right (code 4)"
@@ -83,7 +84,7 @@ def test_cli_eval_writes_card_and_demo_plays(pipe, held_out, tmp_path, monkeypat
     assert main(["eval", folder, "--data", str(held_out), "--count", "4", "--write-card",
                  "--training-notes", str(notes)]) == 0
     card = ModelCard.load(cards / "genie-tiny" / "README.md")
-    assert card.data.pipeline_tag == "image-to-video" and len(card.data.eval_results) == 11
+    assert card.data.pipeline_tag == "image-to-video" and len(card.data.eval_results) == 12
     assert f"wm-hub eval genie-tiny --data {held_out} --count 4" in card.text  # named as shipped
     assert "Tiny random parts, no training." in card.text
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0

@@ -6,7 +6,7 @@ Numbers, all on levels never seen in training (`wm-hub data make platformer --se
   minus PSNR of frame t generated with random latent actions;
 - latent-action agreement: per true action, the share of its transitions the LAM maps to that
   action's most frequent code; and the share of the codebook the LAM uses, with its perplexity;
-- PSNR of 16-frame rollouts driven by inferred actions.
+- PSNR of 16-frame rollouts driven by inferred actions, next to the PSNR of repeating the first frame.
 """
 
 from __future__ import annotations
@@ -98,6 +98,9 @@ def evaluate(pipe: GeniePipeline, dataset, count: int = 64) -> list[Metric]:
     real, inferred, _ = rollout_psnr(pipe, dataset, frames=16, count=count, seed=1)
     metrics.append(Metric("16-frame rollout PSNR (inferred actions)", psnr(inferred[:, 1:], real[:, 1:]).mean().item(),
                           "psnr", DATASET, "dB"))
+    still = real[:, :1].expand_as(real[:, 1:])
+    metrics.append(Metric("16-frame PSNR of repeating the first frame (baseline)",
+                          psnr(still, real[:, 1:]).mean().item(), "psnr", DATASET, "dB"))
     return metrics
 
 
