@@ -53,7 +53,7 @@ class ClipDataset(Dataset):
     - `rewards`: `(T, S)`;
     - `episode_index`, `start_step`: where the clip comes from;
     - `caption` (datasets with captions): the caption of the clip's first row;
-    - `state`, `object_states` (datasets that have them): `(T, D)` float, at the sampled frames.
+    - `state`, `object_states`, `proprio` (datasets that have them): `(T, D)` float, at the sampled frames.
     Clip starts are `start_stride` steps apart.
     """
 
@@ -111,7 +111,7 @@ class ClipDataset(Dataset):
         }
         if "caption" in batch:
             item["caption"] = str(batch["caption"][0])
-        for name in ("state", "object_states"):
+        for name in ("state", "object_states", "proprio"):
             if name in batch:
                 item[name] = torch.as_tensor(np.asarray(batch[name], dtype=np.float32)[::S]).reshape(T, -1)
         return item

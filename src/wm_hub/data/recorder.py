@@ -95,7 +95,7 @@ def record_episodes(
     """Run `num_episodes` episodes and return them as a dataset (columns in the module docstring).
 
     `env` is an env or a gymnasium id (made with `render_mode="rgb_array"`). `policy(obs, info)`
-    returns an action; by default actions are sampled from the action space (seeded). Episode `i`
+    returns an action (a policy's `reset()`, if it has one, is called at each episode's start); by default actions are sampled from the action space (seeded). Episode `i`
     is reset with seed `seed + i`. Frames are resized to `image_size` (H, W) if given. `info_keys`
     names extra `info` entries to record; `episode_captions` gives every row its episode's final caption.
     """
@@ -138,6 +138,8 @@ def record_episodes(
 
     for episode in tqdm(range(num_episodes), desc="recording", disable=not progress):
         obs, info = env.reset(seed=seed + episode)
+        if hasattr(policy, "reset"):  # a policy with per-episode state
+            policy.reset()
         ended = False
         for step in itertools.count():
             row = {"episode_index": episode, "step_index": step, **observe(obs, info)}

@@ -6,3 +6,5 @@ if "wm_hub/Platformer-v0" not in registry:
     register(id="wm_hub/Platformer-v0", entry_point="wm_hub.envs.platformer:PlatformerEnv")
 if "wm_hub/Physics-v0" not in registry:
     register(id="wm_hub/Physics-v0", entry_point="wm_hub.envs.physics:PhysicsEnv")
+if "wm_hub/Wall-v0" not in registry:
+    register(id="wm_hub/Wall-v0", entry_point="wm_hub.envs.wall:WallEnv")
