@@ -89,7 +89,7 @@ def evaluate(pipe: GeniePipeline, dataset, count: int = 64) -> list[Metric]:
     metrics.append(Metric("ΔtPSNR (t=4)", delta_t_psnr(real, inferred, random, t=4).mean().item(), "delta_psnr",
                           DATASET, "dB"))
     codes = latent_action_counts(pipe, dataset, 8 * count)
-    for (action, counts), (name, share) in zip(codes.items(), action_agreement(codes).items(), strict=True):
+    for counts, (name, share) in zip(codes.values(), action_agreement(codes).items(), strict=True):
         code = f" (code {counts.most_common(1)[0][0]})" if counts else ""
         metrics.append(Metric(f"latent-action agreement: {name}{code}", share, "accuracy", DATASET))
     used, perplexity = code_usage(codes, pipe.num_actions)
