@@ -97,7 +97,8 @@ def record_episodes(
     `env` is an env or a gymnasium id (made with `render_mode="rgb_array"`). `policy(obs, info)`
     returns an action (a policy's `reset()`, if it has one, is called at each episode's start); by
     default actions are sampled from the action space (seeded). Episode `i` is reset with seed `seed + i`.
-    Frames are resized to `image_size` (H, W) if given. `info_keys` names extra `info` entries to record; `episode_captions` gives every row its episode's final caption.
+    Frames are resized to `image_size` (H, W) if given. `info_keys` names extra `info` entries to record;
+    `episode_captions` gives every row its episode's final caption.
     """
     if num_episodes < 1:
         raise ValueError(f"expected num_episodes >= 1, got {num_episodes}")
