@@ -1,0 +1,124 @@
+"""Planners over action sequences for model predictive control (MPC), usable with any world model.
+
+A planner minimises `cost_fn(actions)`, where `actions` is a batch of candidate sequences
+`(N, horizon, action_dim)` and the cost is `(N,)` (e.g. the distance between the latent a world model
+predicts after the sequence and a goal's latent). Both keep actions in `[action_low, action_high]`.
+
+- `CEMPlanner`: the cross-entropy method. A per-step Gaussian; each iteration samples `num_samples`
+  sequences (all costed as one batch), keeps the `topk` cheapest and refits mean and std to them.
+- `GradientPlanner`: gradient descent on the sequence through a differentiable `cost_fn`, with a
+  little Gaussian noise on the actions after each step (DINO-WM: lr 1, noise 0.003).
+
+`mpc(...)` runs the receding-horizon loop: plan, execute the first `execute` actions, re-plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+CostFn = Callable[[Tensor], Tensor]
+
+
+@dataclass
+class CEMPlanner:
+    """Cross-entropy method; defaults from DINO-WM (horizon 5, 300 samples, top 30, 30 iterations)."""
+
+    horizon: int = 5
+    num_samples: int = 300
+    topk: int = 30
+    iterations: int = 30
+    init_std: float = 1.0
+    action_low: float = -1.0
+    action_high: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.topk <= self.num_samples:
+            raise ValueError(f"expected 0 < topk <= num_samples, got topk={self.topk}, num_samples={self.num_samples}")
+        if self.horizon < 1 or self.iterations < 1:
+            raise ValueError(f"expected horizon, iterations >= 1, got {self.horizon}, {self.iterations}")
+
+    @torch.no_grad()
+    def plan(self, cost_fn: CostFn, action_dim: int, generator: torch.Generator | None = None,
+             init: Tensor | None = None) -> Tensor:
+        """The mean of the final Gaussian, `(horizon, action_dim)`. `init` (e.g. the last plan shifted
+        by the executed steps) is the starting mean; zeros otherwise."""
+        mean = torch.zeros(self.horizon, action_dim) if init is None else init.detach().clone().float()
+        if mean.shape != (self.horizon, action_dim):
+            raise ValueError(f"expected init of shape {(self.horizon, action_dim)}, got {tuple(mean.shape)}")
+        std = torch.full_like(mean, self.init_std)
+        for _ in range(self.iterations):
+            noise = torch.randn(self.num_samples, self.horizon, action_dim, generator=generator)
+            samples = (mean + std * noise).clamp(self.action_low, self.action_high)
+            samples[0] = mean  # the current mean is always a candidate
+            costs = cost_fn(samples)
+            _check_costs(costs, self.num_samples)
+            elite = samples[costs.topk(self.topk, largest=False).indices]  # (topk, horizon, action_dim)
+            mean, std = elite.mean(0), elite.std(0)
+        return mean
+
+
+@dataclass
+class GradientPlanner:
+    """Gradient descent on the action sequence (SGD at `lr`), with noise `action_noise` after each step."""
+
+    horizon: int = 5
+    iterations: int = 100
+    lr: float = 1.0
+    action_noise: float = 0.003
+    init_std: float = 0.1
+    action_low: float = -1.0
+    action_high: float = 1.0
+
+    def plan(self, cost_fn: CostFn, action_dim: int, generator: torch.Generator | None = None,
+             init: Tensor | None = None) -> Tensor:
+        """The optimised sequence `(horizon, action_dim)`; starts from `init` or small random actions."""
+        start = (torch.randn(self.horizon, action_dim, generator=generator) * self.init_std
+                 if init is None else init.detach().clone().float())
+        if start.shape != (self.horizon, action_dim):
+            raise ValueError(f"expected init of shape {(self.horizon, action_dim)}, got {tuple(start.shape)}")
+        actions = start.clamp(self.action_low, self.action_high).requires_grad_(True)
+        optimizer = torch.optim.SGD([actions], lr=self.lr)
+        for _ in range(self.iterations):
+            optimizer.zero_grad()
+            costs = cost_fn(actions[None])
+            _check_costs(costs, 1)
+            costs.sum().backward()
+            optimizer.step()
+            with torch.no_grad():
+                actions += self.action_noise * torch.randn(actions.shape, generator=generator)
+                actions.clamp_(self.action_low, self.action_high)
+        return actions.detach()
+
+
+def _check_costs(costs: Tensor, n: int) -> None:
+    if costs.shape != (n,):
+        raise ValueError(f"cost_fn should return one cost per candidate, shape ({n},); got {tuple(costs.shape)}")
+
+
+def mpc(
+    planner: CEMPlanner | GradientPlanner,
+    make_cost: Callable[[], CostFn],
+    execute_fn: Callable[[Tensor], bool],
+    action_dim: int,
+    max_plans: int,
+    execute: int = 1,
+    generator: torch.Generator | None = None,
+) -> list[Tensor]:
+    """Receding-horizon control: `make_cost()` builds the cost from the current observation, the plan's
+    first `execute` actions go to `execute_fn(actions (execute, action_dim)) -> done`, and the rest of the
+    plan (padded with zeros) warm-starts the next one. Stops when done or after `max_plans` plans;
+    returns the executed action chunks."""
+    if not 1 <= execute <= planner.horizon:
+        raise ValueError(f"expected 1 <= execute <= horizon ({planner.horizon}), got {execute}")
+    executed, init = [], None
+    for _ in range(max_plans):
+        plan = planner.plan(make_cost(), action_dim, generator=generator, init=init)
+        executed.append(plan[:execute])
+        if execute_fn(plan[:execute]):
+            break
+        init = torch.cat([plan[execute:], torch.zeros(execute, action_dim)])
+    return executed

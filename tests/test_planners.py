@@ -1,0 +1,58 @@
+"""CEM and gradient-descent planners, and the MPC loop, on problems with known answers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wm_hub.layers.planners import CEMPlanner, GradientPlanner, mpc
+
+TARGET = torch.tensor([[0.5, -0.3], [0.9, 0.1], [-0.7, 0.4], [0.0, -0.9], [0.2, 0.6]])
+
+
+def quadratic(actions: torch.Tensor) -> torch.Tensor:
+    return (actions - TARGET).pow(2).sum((1, 2))
+
+
+@pytest.mark.parametrize("planner", [CEMPlanner(num_samples=200, topk=20, iterations=20),
+                                     GradientPlanner(iterations=60, lr=0.25, action_noise=0.0)])
+def test_planners_find_the_minimum(planner):
+    plan = planner.plan(quadratic, action_dim=2, generator=torch.Generator().manual_seed(0))
+    assert plan.shape == (5, 2) and torch.allclose(plan, TARGET, atol=0.05)
+
+
+def test_plans_stay_in_bounds_and_are_seeded():
+    far = lambda a: (a - 3.0).pow(2).sum((1, 2))  # noqa: E731 - the optimum lies outside the box
+    for planner in (CEMPlanner(iterations=5), GradientPlanner(iterations=5, lr=0.5)):
+        plan = planner.plan(far, 2, generator=torch.Generator().manual_seed(0))
+        assert plan.max() <= 1.0 and plan.min() >= -1.0
+        again = planner.plan(far, 2, generator=torch.Generator().manual_seed(0))
+        assert torch.equal(plan, again)
+
+
+def test_mpc_drives_a_point_mass_to_its_goal():
+    """x_{t+1} = x_t + 0.1 a: plan 5 steps with the exact model, execute 2, re-plan."""
+    state, goal = torch.zeros(2), torch.tensor([0.8, -0.6])
+
+    def make_cost():
+        start = state.clone()
+        return lambda actions: (start + 0.1 * actions.sum(1) - goal).norm(dim=-1)  # (N,)
+
+    def execute_fn(actions: torch.Tensor) -> bool:
+        state.add_(0.1 * actions.sum(0))
+        return bool((state - goal).norm() < 0.02)
+
+    chunks = mpc(CEMPlanner(num_samples=100, topk=10, iterations=10), make_cost, execute_fn, action_dim=2,
+                 max_plans=10, execute=2, generator=torch.Generator().manual_seed(0))
+    assert (state - goal).norm() < 0.02 and len(chunks) < 10 and chunks[0].shape == (2, 2)
+
+
+def test_bad_settings_and_costs_are_errors():
+    with pytest.raises(ValueError, match="topk <= num_samples"):
+        CEMPlanner(num_samples=10, topk=20)
+    with pytest.raises(ValueError, match="one cost per candidate"):
+        CEMPlanner(iterations=1).plan(lambda a: a.sum(), 2)
+    with pytest.raises(ValueError, match="init of shape"):
+        GradientPlanner().plan(quadratic, 2, init=torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="execute <= horizon"):
+        mpc(CEMPlanner(), lambda: quadratic, lambda a: True, 2, max_plans=1, execute=6)
