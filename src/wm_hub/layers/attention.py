@@ -92,16 +92,21 @@ class RotaryEmbedding3D(nn.Module):
 class Attention(nn.Module):
     """Multi-head attention of `x` `(B, L, D)` over itself or over a `context` `(B, S, context_dim)`
     (cross-attention), with optional rotary positions on queries and keys (self-attention) and a
-    `context_mask` `(B, S)` (True = attend) for padded contexts."""
+    `context_mask` `(B, S)` (True = attend) for padded contexts, and an `attn_mask` `(L, S)` (True = attend,
+    e.g. a causal mask). Heads are `head_dim` wide (default `dim // num_heads`), so a token width that
+    does not split into heads (a feature with an action embedding concatenated) still works."""
 
-    def __init__(self, dim: int, num_heads: int, context_dim: int | None = None) -> None:
+    def __init__(self, dim: int, num_heads: int, context_dim: int | None = None, head_dim: int | None = None) -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
-        self.num_heads, self.head_dim = num_heads, dim // num_heads
-        self.to_q = nn.Linear(dim, dim)
-        self.to_kv = nn.Linear(context_dim or dim, 2 * dim)
-        self.proj = nn.Linear(dim, dim)
+        if head_dim is None:
+            if dim % num_heads:
+                raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}; give head_dim")
+            head_dim = dim // num_heads
+        self.num_heads, self.head_dim = num_heads, head_dim
+        inner = num_heads * head_dim
+        self.to_q = nn.Linear(dim, inner)
+        self.to_kv = nn.Linear(context_dim or dim, 2 * inner)
+        self.proj = nn.Linear(inner, dim)
 
     def forward(
         self,
@@ -109,13 +114,17 @@ class Attention(nn.Module):
         context: Tensor | None = None,
         rotary: Callable[[Tensor], Tensor] | None = None,
         context_mask: Tensor | None = None,
+        attn_mask: Tensor | None = None,
     ) -> Tensor:
-        B, L, D = x.shape
+        B, L, _ = x.shape
         source = x if context is None else context
         q = self.to_q(x).view(B, L, self.num_heads, self.head_dim).transpose(1, 2)  # (B, h, L, hd)
         k, v = self.to_kv(source).view(B, source.shape[1], 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         if rotary is not None:
             q, k = rotary(q), rotary(k)
         mask = context_mask[:, None, None, :] if context_mask is not None else None  # (B, 1, 1, S)
+        if attn_mask is not None:
+            mask = attn_mask if mask is None else mask & attn_mask
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.proj(out.transpose(1, 2).reshape(B, L, D))
+        return self.proj(out.transpose(1, 2).reshape(B, L, self.num_heads * self.head_dim))
+

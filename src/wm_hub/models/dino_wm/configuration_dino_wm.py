@@ -1,0 +1,87 @@
+"""Config of DINO-WM (Zhou et al. 2024): frozen DINOv2 encoder, frame-causal ViT predictor, optional decoder."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from transformers import PretrainedConfig
+
+if TYPE_CHECKING:
+    from transformers import Dinov2Config
+
+__all__ = ["DinoWMConfig"]
+
+
+class DinoWMConfig(PretrainedConfig):
+    """DINO-WM. The observation model is a `Dinov2Model` built from `encoder_config` (a `Dinov2Config`
+    dict); `encoder_name_or_path` records where its weights came from (`facebook/dinov2-small` for users
+    online; the checkpoints we ship carry a small DINOv2 pre-trained here, see their cards)."""
+
+    model_type = "dino_wm"
+
+    def __init__(
+        self,
+        # Observation model (frozen)
+        encoder_config: dict[str, Any] | None = None,
+        encoder_name_or_path: str = "facebook/dinov2-small",
+        # Transition model: a ViT over the patch features of `history` frames, frame-causal
+        history: int = 3,  # DINO-WM: H = 3
+        frame_skip: int = 5,  # env steps per model step; their actions are concatenated
+        action_dim: int = 2,  # the env's action size (one step)
+        action_emb_dim: int = 10,  # DINO-WM: a 10-D action embedding concatenated to every patch
+        proprio_dim: int = 0,  # 0: no proprioception
+        proprio_emb_dim: int = 10,
+        predictor_layers: int = 6,
+        predictor_heads: int = 4,
+        predictor_mlp_ratio: float = 4.0,
+        # Decoder (optional, for pictures; its loss never reaches the encoder)
+        use_decoder: bool = True,
+        decoder_channels: int = 64,
+        **kwargs,
+    ) -> None:
+        # Imported here: `transformers.Dinov2Config` loads transformers' AutoModel module, which must not
+        # happen while our configs are being registered with AutoConfig.
+        from transformers import Dinov2Config
+
+        encoder = Dinov2Config(**(encoder_config or {}))
+        if encoder.image_size % encoder.patch_size:
+            raise ValueError(f"encoder image_size {encoder.image_size} is not a multiple of patch_size "
+                             f"{encoder.patch_size}")
+        if min(history, frame_skip, action_dim) < 1 or proprio_dim < 0:
+            raise ValueError(f"expected history, frame_skip, action_dim >= 1 and proprio_dim >= 0, got "
+                             f"{history}, {frame_skip}, {action_dim}, {proprio_dim}")
+        self.encoder_config = encoder.to_diff_dict()
+        self.encoder_config.pop("transformers_version", None)
+        self.encoder_name_or_path = encoder_name_or_path
+        self.history, self.frame_skip = history, frame_skip
+        self.action_dim, self.action_emb_dim = action_dim, action_emb_dim
+        self.proprio_dim, self.proprio_emb_dim = proprio_dim, proprio_emb_dim
+        self.predictor_layers, self.predictor_heads = predictor_layers, predictor_heads
+        self.predictor_mlp_ratio = predictor_mlp_ratio
+        self.use_decoder, self.decoder_channels = use_decoder, decoder_channels
+        super().__init__(**kwargs)
+
+    @property
+    def dinov2_config(self) -> Dinov2Config:
+        from transformers import Dinov2Config
+
+        return Dinov2Config(**self.encoder_config)
+
+    @property
+    def embed_dim(self) -> int:
+        """E, the size of a patch feature."""
+        return self.encoder_config["hidden_size"]
+
+    @property
+    def num_patches(self) -> int:
+        """N, patches per frame."""
+        return (self.encoder_config["image_size"] // self.encoder_config["patch_size"]) ** 2
+
+    @property
+    def image_size(self) -> int:
+        return self.encoder_config["image_size"]
+
+    @property
+    def predictor_dim(self) -> int:
+        """The predictor's token width: patch feature + action embedding (+ proprio embedding)."""
+        return self.embed_dim + self.action_emb_dim + (self.proprio_emb_dim if self.proprio_dim else 0)

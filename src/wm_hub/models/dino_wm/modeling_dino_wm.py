@@ -1,0 +1,240 @@
+"""DINO-WM (Zhou et al. 2024): plan in the patch-feature space of a frozen DINOv2.
+
+- Observation model: `Dinov2Model`, frozen; a frame `(C, H, W)` becomes patch features `(N, E)`.
+- Transition model (`Predictor`): a ViT over the patch features of up to `history` frames, each patch
+  token with the frame's action embedding (and proprioception embedding) concatenated; a frame-causal
+  mask, so every frame's output is its next frame's prediction (teacher forcing, L2 loss).
+- Decoder (optional): patch features -> frame, trained on detached features (never reaches the encoder).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from transformers import Dinov2Model
+from transformers.utils import ModelOutput
+
+from wm_hub.layers.transformer import TransformerBlock, frame_causal_mask
+from wm_hub.modeling_utils import WorldModelPreTrainedModel
+from wm_hub.models.dino_wm.configuration_dino_wm import DinoWMConfig
+
+__all__ = ["DinoWMModel", "DinoWMOutput"]
+
+# DINOv2 was trained on ImageNet-normalised inputs; we keep its normalisation for any encoder.
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def _mlp(in_dim: int, out_dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_dim, 4 * out_dim), nn.GELU(), nn.Linear(4 * out_dim, out_dim))
+
+
+class Predictor(nn.Module):
+    """Frame-causal ViT: tokens `(B, T, N, D)`, T <= history -> predicted next patch features
+    `(B, T, N, E)` and a pooled `(B, T, D)` summary per frame."""
+
+    def __init__(self, config: DinoWMConfig) -> None:
+        super().__init__()
+        dim = config.predictor_dim
+        self.position = nn.Parameter(torch.zeros(1, config.history * config.num_patches, dim))
+        nn.init.trunc_normal_(self.position, std=0.02)
+        head_dim = 2 * math.ceil(dim / config.predictor_heads / 2)  # even, and heads * head_dim >= dim
+        self.blocks = nn.ModuleList(
+            TransformerBlock(dim, config.predictor_heads, config.predictor_mlp_ratio, head_dim=head_dim)
+            for _ in range(config.predictor_layers))
+        self.norm = nn.LayerNorm(dim)
+        self.to_features = nn.Linear(dim, config.embed_dim)
+
+    def forward(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        B, T, N, D = tokens.shape
+        x = tokens.reshape(B, T * N, D) + self.position[:, : T * N]
+        mask = frame_causal_mask(T, N, device=x.device)
+        for block in self.blocks:
+            x = block(x, attn_mask=mask)
+        x = self.norm(x).view(B, T, N, D)
+        return self.to_features(x), x.mean(2)
+
+
+class FrameDecoder(nn.Module):
+    """Patch features `(B, N, E)` -> frame `(B, C, H, W)` in [-1, 1]: a 1x1 projection of the feature grid,
+    then (upsample x2, 3x3 conv) until the patch size is undone."""
+
+    def __init__(self, config: DinoWMConfig) -> None:
+        super().__init__()
+        enc = config.encoder_config
+        self.grid = enc["image_size"] // enc["patch_size"]
+        ups = int(math.log2(enc["patch_size"]))
+        if 2**ups != enc["patch_size"]:
+            raise ValueError(f"the decoder needs a power-of-two patch size, got {enc['patch_size']}")
+        ch = config.decoder_channels
+        layers: list[nn.Module] = [nn.Conv2d(config.embed_dim, ch, 1)]
+        for _ in range(ups):
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, ch, 3, padding=1), nn.GELU()]
+        layers.append(nn.Conv2d(ch, enc.get("num_channels", 3), 3, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, features: Tensor) -> Tensor:
+        B, N, E = features.shape
+        grid = features.transpose(1, 2).reshape(B, E, self.grid, self.grid)
+        return torch.tanh(self.net(grid))
+
+
+@dataclass
+class DinoWMOutput(ModelOutput):
+    """`loss` = prediction + proprio + decoder losses; `predicted` `(B, T-1, N, E)` are the predictions
+    of frames 2..T; `reconstruction` `(B, T, C, H, W)` the decoded frames (with a decoder)."""
+
+    loss: Tensor | None = None
+    prediction_loss: Tensor | None = None
+    proprio_loss: Tensor | None = None
+    decoder_loss: Tensor | None = None
+    predicted: Tensor | None = None
+    reconstruction: Tensor | None = None
+
+
+class DinoWMPreTrainedModel(WorldModelPreTrainedModel):
+    config_class = DinoWMConfig
+    base_model_prefix = "dino_wm"
+    main_input_name = "pixel_values"
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, Dinov2Model):
+            return  # the encoder keeps its own initialisation (or its pre-trained weights)
+        if isinstance(module, nn.Linear):
+            nn.init.trunc_normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+class DinoWMModel(DinoWMPreTrainedModel):
+    """DINO-WM: `encode` frames to patch features, `predict` the next features from a history and
+    actions, `rollout` a plan in latent space, `decode` features to frames; `forward` is the training loss.
+
+    Actions are `(B, T, frame_skip * action_dim)` (or `(B, T, frame_skip, action_dim)`): the env actions
+    taken from each frame to the next; proprioception `(B, T, proprio_dim)` where the config has it.
+    """
+
+    def __init__(self, config: DinoWMConfig) -> None:
+        super().__init__(config)
+        self.encoder = Dinov2Model(config.dinov2_config)
+        self.encoder.requires_grad_(False)
+        self.action_encoder = _mlp(config.frame_skip * config.action_dim, config.action_emb_dim)
+        if config.proprio_dim:
+            self.proprio_encoder = _mlp(config.proprio_dim, config.proprio_emb_dim)
+            self.proprio_head = nn.Linear(config.predictor_dim, config.proprio_dim)
+        self.predictor = Predictor(config)
+        self.decoder = FrameDecoder(config) if config.use_decoder else None
+        self.post_init()
+
+    def train(self, mode: bool = True) -> DinoWMModel:
+        super().train(mode)
+        self.encoder.eval()  # frozen, always in inference mode
+        return self
+
+    # -- the three models ----------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, frames: Tensor) -> Tensor:
+        """Frames `(B, T, C, H, W)` in [-1, 1] -> patch features `(B, T, N, E)` (frozen encoder)."""
+        self._check_frames(frames)
+        B, T = frames.shape[:2]
+        mean = torch.tensor(IMAGENET_MEAN, device=frames.device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=frames.device).view(1, 3, 1, 1)
+        x = ((frames.flatten(0, 1) + 1) / 2 - mean) / std
+        features = self.encoder(pixel_values=x).last_hidden_state[:, 1:]  # drop the CLS token
+        return features.reshape(B, T, *features.shape[1:])
+
+    def predict(self, features: Tensor, actions: Tensor, proprio: Tensor | None = None
+                ) -> tuple[Tensor, Tensor | None]:
+        """History `(B, T, N, E)` (T <= history), actions `(B, T, S*A)` taken from each frame, proprio
+        `(B, T, P)` -> the next frames' features `(B, T, N, E)` and proprio `(B, T, P)` (or None)."""
+        B, T, N, _ = features.shape
+        if T > self.config.history:
+            raise ValueError(f"the predictor sees at most history={self.config.history} frames, got {T}")
+        actions = self._flat_actions(actions, T)
+        parts = [features, self.action_encoder(actions)[:, :, None].expand(-1, -1, N, -1)]
+        if self.config.proprio_dim:
+            if proprio is None or proprio.shape != (B, T, self.config.proprio_dim):
+                raise ValueError(f"expected proprio of shape {(B, T, self.config.proprio_dim)}, got "
+                                 f"{None if proprio is None else tuple(proprio.shape)}")
+            parts.append(self.proprio_encoder(proprio)[:, :, None].expand(-1, -1, N, -1))
+        predicted, pooled = self.predictor(torch.cat(parts, dim=-1))
+        next_proprio = self.proprio_head(pooled) if self.config.proprio_dim else None
+        return predicted, next_proprio
+
+    def decode(self, features: Tensor) -> Tensor:
+        """Patch features `(B, T, N, E)` -> frames `(B, T, C, H, W)` in [-1, 1]."""
+        if self.decoder is None:
+            raise ValueError("this DINO-WM has no decoder (config.use_decoder=False)")
+        B, T = features.shape[:2]
+        frames = self.decoder(features.flatten(0, 1))
+        return frames.view(B, T, *frames.shape[1:])
+
+    # -- training ------------------------------------------------------------------------------
+    def forward(self, pixel_values: Tensor, actions: Tensor, proprio: Tensor | None = None) -> DinoWMOutput:
+        """Clips `(B, T, C, H, W)`, T = history + 1 (or fewer), with their actions and proprio: predict
+        frames 2..T from frames 1..T-1 (teacher forcing) and decode every frame."""
+        T = pixel_values.shape[1]
+        if T < 2:
+            raise ValueError(f"expected clips of at least 2 frames, got {T}")
+        features = self.encode(pixel_values)  # (B, T, N, E)
+        past_proprio = proprio[:, :-1] if proprio is not None else None
+        predicted, next_proprio = self.predict(features[:, :-1], self._flat_actions(actions, T)[:, :-1],
+                                               past_proprio)
+        prediction_loss = F.mse_loss(predicted, features[:, 1:])
+        loss = prediction_loss
+        proprio_loss = None
+        if next_proprio is not None:
+            proprio_loss = F.mse_loss(next_proprio, proprio[:, 1:])
+            loss = loss + proprio_loss
+        reconstruction = decoder_loss = None
+        if self.decoder is not None:
+            reconstruction = self.decode(features.detach())
+            decoder_loss = F.mse_loss(reconstruction, pixel_values)
+            loss = loss + decoder_loss
+        return DinoWMOutput(loss=loss, prediction_loss=prediction_loss, proprio_loss=proprio_loss,
+                            decoder_loss=decoder_loss, predicted=predicted, reconstruction=reconstruction)
+
+    # -- planning ------------------------------------------------------------------------------
+    def rollout(self, features: Tensor, actions: Tensor, proprio: Tensor | None = None,
+                past_actions: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Roll a plan out in latent space. `features` `(B, h, N, E)` of the observed frames, `actions`
+        `(B, K, S*A)` planned from the last of them, `past_actions` `(B, h-1, S*A)` taken between the
+        observed frames, `proprio` `(B, h, P)` -> predicted features `(B, K, N, E)` and proprio `(B, K, P)`."""
+        B, h = features.shape[:2]
+        K = actions.shape[1]
+        actions = self._flat_actions(actions, K)
+        if h > 1:
+            if past_actions is None or past_actions.shape[:2] != (B, h - 1):
+                raise ValueError(f"with {h} observed frames, expected past_actions of shape {(B, h - 1)} + "
+                                 f"(action size,)")
+            actions = torch.cat([self._flat_actions(past_actions, h - 1), actions], dim=1)
+        window = self.config.history
+        feats, props = features, proprio
+        for k in range(K):
+            t = h + k  # frames known so far; the action of the last one is actions[:, t - 1]
+            start = max(0, t - window)
+            predicted, next_proprio = self.predict(
+                feats[:, start:t], actions[:, start:t], props[:, start:t] if props is not None else None)
+            feats = torch.cat([feats, predicted[:, -1:]], dim=1)
+            if next_proprio is not None:
+                props = torch.cat([props, next_proprio[:, -1:]], dim=1)
+        return feats[:, h:], (props[:, h:] if next_proprio is not None else None)
+
+    # -- checks --------------------------------------------------------------------------------
+    def _check_frames(self, frames: Tensor) -> None:
+        size = self.config.image_size
+        if frames.dim() != 5 or frames.shape[2:] != (3, size, size):
+            raise ValueError(f"expected frames (B, T, 3, {size}, {size}) in [-1, 1], got {tuple(frames.shape)}")
+
+    def _flat_actions(self, actions: Tensor, T: int) -> Tensor:
+        """`(B, T, S, A)` or `(B, T, S*A)` -> `(B, T, S*A)`, with an error naming the expected size."""
+        size = self.config.frame_skip * self.config.action_dim
+        if actions.dim() == 4:
+            actions = actions.flatten(2)
+        if actions.dim() != 3 or actions.shape[1] != T or actions.shape[2] != size:
+            raise ValueError(f"expected actions (B, {T}, {size}) = frame_skip {self.config.frame_skip} x "
+                             f"action_dim {self.config.action_dim}, got {tuple(actions.shape)}")
+        return actions.float()

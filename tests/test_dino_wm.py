@@ -1,0 +1,105 @@
+"""DINO-WM model: frozen encoder, frame-causal predictor, rollouts, decoder, save/load, bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModel
+
+from wm_hub.models.dino_wm.configuration_dino_wm import DinoWMConfig
+from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
+
+ENCODER = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 32, "patch_size": 8}
+
+
+def tiny(**overrides) -> DinoWMModel:
+    torch.manual_seed(0)
+    config = DinoWMConfig(encoder_config=ENCODER, predictor_layers=2, predictor_heads=2, decoder_channels=8,
+                          **overrides)
+    return DinoWMModel(config).eval()
+
+
+def clip(T: int = 4, B: int = 2):
+    g = torch.Generator().manual_seed(1)
+    return (torch.rand(B, T, 3, 32, 32, generator=g) * 2 - 1, torch.randn(B, T, 5, 2, generator=g),
+            torch.randn(B, T, 2, generator=g))
+
+
+def test_predictor_is_frame_causal():
+    model = tiny()
+    frames, actions, _ = clip()
+    features = model.encode(frames)[:, :3]
+    flat = actions.flatten(2)[:, :3]
+    base, _ = model.predict(features, flat)
+    changed = features.clone()
+    changed[:, 2] += 1.0
+    other, _ = model.predict(changed, flat)
+    assert torch.allclose(base[:, :2], other[:, :2], atol=1e-5) and not torch.allclose(base[:, 2], other[:, 2])
+    moved = flat.clone()
+    moved[:, 1] += 1.0  # the action taken at frame 1 changes the predictions from frame 1 on
+    again, _ = model.predict(features, moved)
+    assert torch.allclose(base[:, 0], again[:, 0], atol=1e-5) and not torch.allclose(base[:, 1], again[:, 1])
+
+
+def test_encoder_is_frozen_and_the_rest_learns():
+    model = tiny(proprio_dim=2).train()
+    assert not model.encoder.training and not any(p.requires_grad for p in model.encoder.parameters())
+    frames, actions, proprio = clip()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    encoder_before = [p.clone() for p in model.encoder.parameters()]
+    losses = []
+    for _ in range(30):
+        out = model(frames, actions, proprio)
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        losses.append(out.loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    assert out.predicted.shape == (2, 3, 16, 32) and out.reconstruction.shape == frames.shape
+    assert all(torch.equal(a, b) for a, b in zip(encoder_before, model.encoder.parameters(), strict=True))
+    assert out.proprio_loss is not None and out.decoder_loss is not None
+
+
+def test_rollout_matches_step_by_step_prediction():
+    model = tiny(proprio_dim=2)
+    frames, actions, proprio = clip()
+    flat = actions.flatten(2)
+    features = model.encode(frames[:, :1])
+    rolled, rolled_proprio = model.rollout(features, flat, proprio[:, :1])
+    assert rolled.shape == (2, 4, 16, 32) and rolled_proprio.shape == (2, 4, 2)
+    first, first_proprio = model.predict(features, flat[:, :1], proprio[:, :1])
+    assert torch.allclose(rolled[:, 0], first[:, 0], atol=1e-5)
+    history = torch.cat([features, first], dim=1)
+    second, _ = model.predict(history, flat[:, :2], torch.cat([proprio[:, :1], first_proprio], dim=1))
+    assert torch.allclose(rolled[:, 1], second[:, 1], atol=1e-5)
+    # past the history (3 frames) the window slides; two observed frames need the action between them
+    with pytest.raises(ValueError, match="past_actions"):
+        model.rollout(model.encode(frames[:, :2]), flat, proprio[:, :2])
+    assert model.rollout(model.encode(frames[:, :2]), flat, proprio[:, :2], past_actions=flat[:, :1])[0].shape[1] == 4
+
+
+def test_save_load_round_trip(tmp_path):
+    model = tiny()
+    model.save_pretrained(tmp_path / "wm")
+    loaded = AutoModel.from_pretrained(tmp_path / "wm")
+    assert isinstance(loaded, DinoWMModel)
+    frames, actions, _ = clip()
+    with torch.no_grad():
+        assert torch.equal(model(frames, actions).predicted, loaded(frames, actions).predicted)
+
+
+def test_bad_input_names_what_was_expected():
+    model = tiny()
+    frames, actions, _ = clip()
+    with pytest.raises(ValueError, match=r"expected frames \(B, T, 3, 32, 32\)"):
+        model.encode(frames[..., :16])
+    with pytest.raises(ValueError, match="frame_skip 5 x action_dim 2"):
+        model(frames, actions[..., :1])
+    with pytest.raises(ValueError, match="at most history=3"):
+        model.predict(model.encode(frames), actions.flatten(2))
+    with pytest.raises(ValueError, match="proprio of shape"):
+        tiny(proprio_dim=2).predict(model.encode(frames[:, :1]), actions.flatten(2)[:, :1])
+    with pytest.raises(ValueError, match="no decoder"):
+        tiny(use_decoder=False).decode(model.encode(frames))
+    with pytest.raises(ValueError, match="not a multiple of patch_size"):
+        DinoWMConfig(encoder_config={**ENCODER, "patch_size": 7})
