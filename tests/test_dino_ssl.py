@@ -1,0 +1,46 @@
+"""Self-supervised pre-training of DINO-WM's encoder: crops, losses, gradients, EMA teacher."""
+
+from __future__ import annotations
+
+import torch
+from transformers import Dinov2Config, Dinov2Model
+
+from wm_hub.models.dino_wm.ssl_dino_wm import DinoSelfSupervision, DinoSSLConfig, random_crops
+
+
+def tiny() -> DinoSelfSupervision:
+    torch.manual_seed(0)
+    encoder = Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32,
+                                       patch_size=8))
+    return DinoSelfSupervision(encoder, DinoSSLConfig(num_prototypes=64, head_hidden=32, head_bottleneck=16))
+
+
+def test_random_crops_shapes_range_and_seed():
+    images = torch.rand(3, 3, 32, 32) * 2 - 1
+    crops = random_crops(images, 4, 16, (0.1, 0.4), torch.Generator().manual_seed(0))
+    assert crops.shape == (4, 3, 3, 16, 16) and crops.min() >= -1 and crops.max() <= 1
+    assert torch.equal(crops, random_crops(images, 4, 16, (0.1, 0.4), torch.Generator().manual_seed(0)))
+    flat = torch.full((1, 3, 32, 32), 0.3)  # a flat image stays flat, up to the brightness jitter
+    crop = random_crops(flat, 1, 32, (0.4, 1.0), torch.Generator().manual_seed(1))[0, 0]
+    assert torch.allclose(crop, crop.mean().expand_as(crop), atol=1e-5) and abs(crop.mean() - 0.3) <= 0.2 + 1e-6
+
+
+def test_losses_train_the_student_and_the_teacher_follows_by_ema():
+    ssl = tiny()
+    images = torch.rand(4, 3, 32, 32) * 2 - 1
+    out = ssl(images, torch.Generator().manual_seed(0))
+    assert set(out) == {"loss", "dino_loss", "ibot_loss", "teacher_entropy"}
+    assert all(torch.isfinite(v) and v > 0 for v in out.values())
+    out["loss"].backward()
+    for module in (ssl.student, ssl.student_dino, ssl.student_ibot):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+    assert all(p.grad is None for p in ssl.teacher.parameters())
+    teacher = [p.clone() for p in ssl.teacher.parameters()]
+    with torch.no_grad():
+        for p in ssl.student.parameters():
+            p.add_(0.1)
+    ssl.update_teacher(1.0)  # momentum 1: the teacher stays
+    assert all(torch.equal(a, b) for a, b in zip(teacher, ssl.teacher.parameters(), strict=True))
+    ssl.update_teacher(0.0)  # momentum 0: the teacher becomes the student
+    assert all(torch.equal(a, b) for a, b in zip(ssl.student.parameters(), ssl.teacher.parameters(), strict=True))
+    assert ssl.dino_center.abs().sum() > 0  # the centre follows the teacher's outputs
