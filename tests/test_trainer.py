@@ -125,7 +125,10 @@ def test_validation_keeps_the_best_model(tmp_path):
 
     config = TrainConfig(output_dir=str(tmp_path / "run"), steps=6, batch_size=4, warmup_steps=1, log_every=2,
                          save_every=6, validate_every=2, select_metric="score", lr=1e-1)
-    model = train(_Tiny(PretrainedConfig()), data, step_fn, config, validate=validate)
+    calls = []
+    model = train(_Tiny(PretrainedConfig()), data, step_fn, config, validate=validate,
+                  after_step=lambda m, step: calls.append((type(m).__name__, step)))
+    assert calls == [("_Tiny", step) for step in range(1, 7)]
     with open(tmp_path / "run" / "val_log.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == [0, 2, 4, 6] and [float(r["score"]) for r in rows] == [0.1, 0.2, 0.9, 0.4]

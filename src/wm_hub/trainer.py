@@ -150,6 +150,7 @@ def train(
     resume: bool = False,
     frozen: tuple[nn.Module, ...] = (),
     validate: Callable[[nn.Module], dict[str, float]] | None = None,
+    after_step: Callable[[nn.Module, int], None] | None = None,
 ) -> nn.Module:
     """Train `model` for `config.steps` optimiser steps; return the unwrapped model (with
     `config.select_metric`, the best validated one).
@@ -157,6 +158,8 @@ def train(
     `step_fn(model, batch)` returns a dict with a `loss` tensor and any other scalars to log.
     `frozen` modules are moved to the device and kept in eval mode without gradients (stop-gradient).
     `validate(model)` (run in eval mode without gradients, on the main process) returns named scalars.
+    `after_step(model, step)` runs after each optimiser step (e.g. an EMA teacher's update), with the
+    unwrapped model and the number of steps done.
     State is saved to `output_dir/checkpoint` every `save_every` steps; `resume=True` continues from it.
     """
     if config.validate_every and validate is None:
@@ -248,6 +251,8 @@ def train(
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
         done = step + 1
+        if after_step is not None:
+            after_step(accelerator.unwrap_model(model), done)
         if done % config.log_every == 0 or done == config.steps:
             values = {k: accelerator.reduce(v.detach().float(), "mean").item() for k, v in logs.items()}
             row = {"step": done, "lr": scheduler.get_last_lr()[0], **values,

@@ -1,0 +1,115 @@
+"""Train DINO-WM on an environment's offline trajectories, in two stages.
+
+    wm-hub data make dino-wm-wall --episodes 1000 --out data/dino-wm-wall-train
+    accelerate launch training/train_dino_wm.py --env wall --stage encoder
+    accelerate launch training/train_dino_wm.py --env wall --stage predictor
+
+1. `encoder`: `facebook/dinov2-small` cannot be downloaded here, so a small `Dinov2Model` is pre-trained
+   self-supervised on the dataset's frames (DINO + iBOT, `wm_hub.models.dino_wm.ssl_dino_wm`); the EMA
+   teacher follows a cosine momentum schedule. Writes the student as a Hub-ready Dinov2 folder.
+2. `predictor`: the encoder (the config's `encoder` folder) is loaded and frozen; the predictor (and the
+   decoder, on detached features) learn from clips of `history + 1` frames `frame_skip` steps apart,
+   teacher-forced, with an L2 loss on the next frames' patch features (and proprio). Writes a
+   `DinoWMModel` folder.
+Both resume with `--resume` and keep a float16 portable state (`portable_dir`) to commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import torch
+from accelerate import PartialState
+from transformers import Dinov2Config, Dinov2Model
+
+from wm_hub.cards import Metric, write_model_card
+from wm_hub.data import ClipDataset
+from wm_hub.models.dino_wm.configuration_dino_wm import DinoWMConfig
+from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
+from wm_hub.models.dino_wm.ssl_dino_wm import DinoSelfSupervision, DinoSSLConfig
+from wm_hub.trainer import add_run_arguments, last_logged, load_yaml, run_config, train
+
+
+def encoder_step(model: DinoSelfSupervision, batch: dict) -> dict:
+    return model(batch["frames"][:, 0])
+
+
+def teacher_schedule(momentum: tuple[float, float], steps: int):
+    """After each step: EMA update of the teacher, momentum rising from `momentum[0]` to `momentum[1]`
+    along a cosine (DINO)."""
+    low, high = momentum
+
+    def after_step(model: DinoSelfSupervision, step: int) -> None:
+        model.update_teacher(high - (high - low) * (1 + math.cos(math.pi * step / steps)) / 2)
+
+    return after_step
+
+
+def predictor_step(model: DinoWMModel, batch: dict) -> dict:
+    out = model(batch["frames"], batch["actions"], batch.get("proprio"))
+    logs = {"loss": out.loss, "prediction_loss": out.prediction_loss}
+    if out.proprio_loss is not None:
+        logs["proprio_loss"] = out.proprio_loss
+    if out.decoder_loss is not None:
+        logs["decoder_loss"] = out.decoder_loss
+    return logs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="wall", help="picks training/configs/dino_wm_<env>.yaml")
+    parser.add_argument("--stage", choices=["encoder", "predictor"], required=True)
+    add_run_arguments(parser, default_config="")
+    args = parser.parse_args(argv)
+
+    config = load_yaml(args.config or f"training/configs/dino_wm_{args.env}.yaml")
+    stage = config[args.stage]
+    train_config = run_config(stage["train"], args)
+    data = args.data or config["data"]["train"]
+    out = Path(train_config.output_dir)
+    if args.stage == "encoder":
+        clips = ClipDataset(data, clip_len=1)
+        model = DinoSelfSupervision(Dinov2Model(Dinov2Config(**stage["model"])), DinoSSLConfig(**stage.get("ssl", {})))
+        after = teacher_schedule(tuple(stage["teacher_momentum"]), train_config.steps)
+        model = train(model, clips, encoder_step, train_config, resume=args.resume, after_step=after)
+        result, metric = model.student, "dino_loss"
+        summary = (f"Dinov2 encoder pre-trained self-supervised (DINO + iBOT) on {args.env} frames, for DINO-WM. "
+                   "A training snapshot: the evaluated release is the DINO-WM folder that embeds it.")
+    else:
+        encoder = Dinov2Model.from_pretrained(stage["encoder"])
+        model_config = DinoWMConfig(**stage["model"], encoder_config=encoder.config.to_dict(),
+                                    encoder_name_or_path=stage["encoder"])
+        model = DinoWMModel(model_config)
+        model.encoder.load_state_dict(encoder.state_dict())
+        history = model_config.history
+        clips = ClipDataset(data, clip_len=history + 1, frame_skip=model_config.frame_skip)
+        result = train(model, clips, predictor_step, train_config, resume=args.resume)
+        metric = "prediction_loss"
+        summary = (f"DINO-WM on {args.env}: predictor and decoder over a frozen Dinov2 encoder. A training "
+                   "snapshot: see the shipped card for planning success rates.")
+    if not PartialState().is_main_process:
+        return 0
+    result.save_pretrained(out / "model")
+    command = " ".join(["accelerate launch training/train_dino_wm.py", *(argv if argv is not None else sys.argv[1:])])
+    write_model_card(
+        out / "model", name=f"dino-wm-{args.env}-{args.stage}", family="dino_wm", pipeline_tag="image-feature-extraction",
+        summary=summary,
+        metrics=[Metric(f"train {metric} (last {5 * train_config.log_every} steps)",
+                        last_logged(out / "log.csv", metric), "loss", f"wm_hub/dino-wm-{args.env}-train")],
+        command=command,
+        usage=f"from transformers import AutoModel\nmodel = AutoModel.from_pretrained('{out / 'model'}')",
+        dataset=f"wm_hub/dino-wm-{args.env}-train",
+        training=f"{train_config.steps} steps, batch {train_config.batch_size} per process, lr {train_config.lr}; "
+                 f"log in {out / 'log.csv'}.",
+        limitations="Training-set numbers only.",
+        config=result.config.to_dict(),
+    )
+    print(f"wrote {out / 'model'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
