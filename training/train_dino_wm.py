@@ -21,7 +21,6 @@ import math
 import sys
 from pathlib import Path
 
-import torch
 from accelerate import PartialState
 from transformers import Dinov2Config, Dinov2Model
 
