@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     result.save_pretrained(out / "model")
     command = " ".join(["accelerate launch training/train_dino_wm.py", *(argv if argv is not None else sys.argv[1:])])
     write_model_card(
-        out / "model", name=f"dino-wm-{args.env}-{args.stage}", family="dino_wm", pipeline_tag="image-feature-extraction",
-        summary=summary,
+        out / "model", name=f"dino-wm-{args.env}-{args.stage}", family="dino_wm",
+        pipeline_tag="image-feature-extraction", summary=summary,
         metrics=[Metric(f"train {metric} (last {5 * train_config.log_every} steps)",
                         last_logged(out / "log.csv", metric), "loss", f"wm_hub/dino-wm-{args.env}-train")],
         command=command,
