@@ -81,7 +81,8 @@ class WallEnv(gym.Env):
         return self.render_at(self.pos)
 
     def render_at(self, pos) -> np.ndarray:
-        """The frame `(64, 64, 3)` uint8 with the agent at room position `pos` (e.g. a goal image)."""
+        """The frame `(64, 64, 3)` uint8 with the agent at room position `pos` in the current layout (after
+        `reset`), e.g. a goal image."""
         frame = np.empty((SIZE, SIZE, 3), dtype=np.uint8)
         frame[:] = FLOOR
         wall = np.abs(self._grid_x - WALL_X) < WALL_HALF_WIDTH
