@@ -158,6 +158,37 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Plan with a DINO-WM in its env over held-out tasks: success rates, a GIF, optionally the card."""
+    from wm_hub.hub import load, resolve
+    from wm_hub.models.dino_wm import evaluation_dino_wm as evaluation
+    from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
+
+    if args.write_card and not args.training_notes:
+        raise ValueError("--write-card needs --training-notes FILE, the card's training section")
+    folder = resolve(args.name)
+    model = load(folder)
+    if not isinstance(model, DinoWMModel):
+        raise ValueError(f"wm-hub plan needs a DINO-WM model; {args.name} is a {type(model).__name__}")
+    settings: dict[str, dict] = {"cem": {}, "gd": {}}
+    if args.iterations:
+        settings = {name: {"iterations": args.iterations} for name in settings}
+    if args.samples:
+        settings["cem"].update(num_samples=args.samples, topk=max(1, args.samples // 10))
+    metrics = evaluation.evaluate(model, args.episodes, tuple(args.planner), args.max_plans, settings)
+    for m in metrics:
+        print(f"{m.name:55s} {m.value:8.3f} {m.unit}")
+    first = args.planner[0]
+    print(f"wrote {evaluation.plan_gif(model, args.out, folder.name, first, args.max_plans, settings[first])}")
+    if args.write_card:
+        knobs = "".join(f" --{k} {v}" for k, v in (("iterations", args.iterations), ("samples", args.samples)) if v)
+        command = (f"wm-hub plan {folder.name} --episodes {args.episodes} --planner {' '.join(args.planner)} "
+                   f"--max-plans {args.max_plans}{knobs}")
+        evaluation.write_card(folder, model, metrics, command, Path(args.training_notes).read_text())
+        print(f"wrote {folder / 'README.md'}")
+    return 0
+
+
 def cmd_play(args: argparse.Namespace) -> int:
     from wm_hub.hub import load
     from wm_hub.models.genie.pipeline_genie import GeniePipeline
@@ -207,6 +238,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     p.add_argument("--steps", type=int, default=None, help="MaskGIT steps per frame (default: the model's)")
     p.set_defaults(func=cmd_play)
+
+    p = sub.add_parser("plan", help="plan with a DINO-WM in its env: success rates over held-out tasks")
+    p.add_argument("name", help="a shipped name, a folder or a Hub repo id")
+    p.add_argument("--episodes", type=int, default=50, help="held-out tasks (seeds 1000000+)")
+    p.add_argument("--planner", nargs="+", choices=["cem", "gd"], default=["cem", "gd"])
+    p.add_argument("--max-plans", type=int, default=10, help="MPC re-plans per task")
+    p.add_argument("--iterations", type=int, default=None, help="planner iterations (default: CEM 30, GD 100)")
+    p.add_argument("--samples", type=int, default=None, help="CEM samples per iteration (default 300; top 10%%)")
+    p.add_argument("--out", default="outputs/plan", help="folder for the GIF of a planned episode")
+    p.add_argument("--write-card", action="store_true", help="write the numbers on the checkpoint's card")
+    p.add_argument("--training-notes", default=None, help="the card's training section (a text file)")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on held-out data (numbers for its card)")
     p.add_argument("name", help="a shipped name, a folder or a Hub repo id")

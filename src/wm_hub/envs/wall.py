@@ -7,7 +7,8 @@ door. Observations are 64x64 RGB frames; `info["proprio"]` is the agent's (x, y)
 `info["door_y"]` the door's height.
 
 Planning tasks (`sample_task`) put the start and the goal on opposite sides of the wall, so that every
-plan has to find the door; `render_at` draws the goal image.
+plan has to find the door; `reset_to_task`, `goal_image` and `goal_reached` are what a planner's
+evaluation needs (the same three methods make any env plannable by `wm-hub plan`).
 """
 
 from __future__ import annotations
@@ -103,6 +104,20 @@ class WallEnv(gym.Env):
         start = (rng.uniform(*sides[first]), rng.uniform(AGENT_RADIUS, 1 - AGENT_RADIUS))
         goal = (rng.uniform(*sides[1 - first]), rng.uniform(AGENT_RADIUS, 1 - AGENT_RADIUS))
         return {"door_y": door_y, "start": np.array(start), "goal": np.array(goal)}
+
+    def reset_to_task(self, task: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset to a task's layout and start; returns (observation, info)."""
+        return self.reset(options={"door_y": task["door_y"], "start": task["start"]})
+
+    def goal_image(self, task: dict[str, Any]) -> np.ndarray:
+        """The frame of the task's layout with the agent at its goal."""
+        if getattr(self, "door_y", None) != task["door_y"]:
+            self.reset_to_task(task)
+        return self.render_at(task["goal"])
+
+    def goal_reached(self, task: dict[str, Any], info: dict[str, Any]) -> bool:
+        """Whether the agent (`info["proprio"]`) is within `SUCCESS_RADIUS` of the task's goal."""
+        return bool(np.linalg.norm(np.asarray(info["proprio"]) - task["goal"]) < SUCCESS_RADIUS)
 
     def _inside(self, pos: np.ndarray) -> bool:
         return bool(np.all(pos >= AGENT_RADIUS - 1e-9) and np.all(pos <= 1 - AGENT_RADIUS + 1e-9))

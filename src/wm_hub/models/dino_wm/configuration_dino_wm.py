@@ -24,6 +24,8 @@ class DinoWMConfig(PretrainedConfig):
         # Observation model (frozen)
         encoder_config: dict[str, Any] | None = None,
         encoder_name_or_path: str = "facebook/dinov2-small",
+        # The env the model was trained on (a gymnasium id), for `wm-hub plan`; None for user data
+        env_id: str | None = None,
         # Transition model: a ViT over the patch features of `history` frames, frame-causal
         history: int = 3,  # DINO-WM: H = 3
         frame_skip: int = 5,  # env steps per model step; their actions are concatenated
@@ -52,7 +54,7 @@ class DinoWMConfig(PretrainedConfig):
                              f"{history}, {frame_skip}, {action_dim}, {proprio_dim}")
         self.encoder_config = encoder.to_diff_dict()
         self.encoder_config.pop("transformers_version", None)
-        self.encoder_name_or_path = encoder_name_or_path
+        self.encoder_name_or_path, self.env_id = encoder_name_or_path, env_id
         self.history, self.frame_skip = history, frame_skip
         self.action_dim, self.action_emb_dim = action_dim, action_emb_dim
         self.proprio_dim, self.proprio_emb_dim = proprio_dim, proprio_emb_dim

@@ -1,0 +1,141 @@
+"""Evaluation of a DINO-WM by planning (`wm-hub plan NAME --episodes 50`).
+
+Held-out tasks are drawn by the env's `sample_task(seed)` for seeds 1000000, 1000001, ... (training data
+uses seeds from 0). For each planner (CEM, gradient descent) the success rate of MPC over the tasks and
+the seconds per plan; a random-actions row (as many env steps as MPC may take) for reference; and the
+paper's numbers beside ours.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from wm_hub.cards import Metric
+from wm_hub.data.clips import write_gif
+from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
+from wm_hub.models.dino_wm.planning_dino_wm import DinoWMPlanner, make_planner
+
+TASK_SEED = 1_000_000
+# DINO-WM (Zhou et al. 2024), success rates of MPC with CEM, per env id.
+PAPER_CEM = {"wm_hub/Wall-v0": 0.96}
+
+
+def make_env(model: DinoWMModel) -> gym.Env:
+    """The env the model was trained on (`config.env_id`), with the planning-task methods."""
+    import wm_hub.envs  # noqa: F401  (registers wm_hub/...)
+
+    env_id = model.config.env_id
+    if env_id is None:
+        raise ValueError("this DINO-WM has no env_id in its config: plan with DinoWMPlanner in your own env")
+    env = gym.make(env_id).unwrapped
+    missing = [m for m in ("sample_task", "reset_to_task", "goal_image", "goal_reached") if not hasattr(env, m)]
+    if missing:
+        raise ValueError(f"{env_id} cannot be planned in by wm-hub plan: it lacks {missing}")
+    return env
+
+
+def plan_tasks(model: DinoWMModel, planner: str, episodes: int, max_plans: int = 10,
+               settings: dict | None = None, seed: int = TASK_SEED) -> tuple[float, float, list]:
+    """MPC over `episodes` held-out tasks -> (success rate, seconds per plan, per-task `PlanResult`s)."""
+    env = make_env(model)
+    agent = DinoWMPlanner(model, make_planner(planner, **(settings or {})))
+    results, seconds, plans = [], 0.0, 0
+    for i in range(episodes):
+        task = env.sample_task(seed + i)
+        goal = env.goal_image(task)
+        observation, info = env.reset_to_task(task)
+        begin = time.perf_counter()
+        result = agent.run(env, observation, info, goal, max_plans, lambda inf, t=task: env.goal_reached(t, inf),
+                           goal_proprio=task["goal"], generator=torch.Generator().manual_seed(seed + i))
+        seconds += time.perf_counter() - begin
+        plans += result.plans
+        results.append(result)
+    return float(np.mean([r.success for r in results])), seconds / max(plans, 1), results
+
+
+def random_success(model: DinoWMModel, episodes: int, steps: int, seed: int = TASK_SEED) -> float:
+    """Success rate of uniformly random actions for `steps` env steps on the same tasks."""
+    env = make_env(model)
+    rng = np.random.default_rng(seed)
+    wins = 0
+    for i in range(episodes):
+        task = env.sample_task(seed + i)
+        _, info = env.reset_to_task(task)
+        for _ in range(steps):
+            _, _, terminated, truncated, info = env.step(rng.uniform(-1, 1, env.action_space.shape))
+            if env.goal_reached(task, info) or terminated or truncated:
+                break
+        wins += env.goal_reached(task, info)
+    return wins / episodes
+
+
+def evaluate(model: DinoWMModel, episodes: int = 50, planners: tuple[str, ...] = ("cem", "gd"),
+             max_plans: int = 10, settings: dict[str, dict] | None = None) -> list[Metric]:
+    """The card's numbers: success rate and seconds per plan for each planner, a random row and the
+    paper's CEM number."""
+    dataset = f"{model.config.env_id} tasks (seeds {TASK_SEED}+)"
+    metrics = []
+    for name in planners:
+        rate, seconds, _ = plan_tasks(model, name, episodes, max_plans, (settings or {}).get(name))
+        metrics += [Metric(f"MPC-{name.upper()} success rate", rate, "success_rate", dataset),
+                    Metric(f"MPC-{name.upper()} seconds per plan", seconds, "seconds", dataset, "s")]
+    steps = max_plans * model.config.frame_skip
+    metrics.append(Metric(f"random actions success rate ({steps} steps)", random_success(model, episodes, steps),
+                          "success_rate", dataset))
+    if model.config.env_id in PAPER_CEM:
+        metrics.append(Metric("DINO-WM paper, MPC-CEM success rate (for reference)",
+                              PAPER_CEM[model.config.env_id], "success_rate", dataset))
+    return metrics
+
+
+def plan_gif(model: DinoWMModel, out_dir: str | Path, name: str, planner: str = "cem", max_plans: int = 10,
+             settings: dict | None = None) -> Path:
+    """Plan the first held-out task and write the executed frames, each beside the goal image, as a GIF."""
+    env = make_env(model)
+    goal = env.goal_image(env.sample_task(TASK_SEED))
+    _, _, results = plan_tasks(model, planner, 1, max_plans, settings)
+    frames = [np.concatenate([frame, goal], axis=1) for frame in results[0].frames]
+    return write_gif(frames, Path(out_dir) / f"{name}-{planner}.gif")
+
+
+CARD_USAGE = """import torch
+from wm_hub import DinoWMModel
+from wm_hub.envs.wall import WallEnv
+from wm_hub.models.dino_wm.planning_dino_wm import DinoWMPlanner
+
+model = DinoWMModel.from_pretrained("{name}")
+env = WallEnv()
+task = env.sample_task(1_000_000)
+goal = env.goal_image(task)
+observation, info = env.reset_to_task(task)
+result = DinoWMPlanner(model, "cem").run(env, observation, info, goal, max_plans=10,
+                                         is_success=lambda i: env.goal_reached(task, i), goal_proprio=task["goal"])
+print(result.success, len(result.frames))"""
+
+
+def write_card(folder: Path, model: DinoWMModel, metrics: list[Metric], command: str, training: str) -> None:
+    """Write a DINO-WM checkpoint's model card into `folder`."""
+    from wm_hub.cards import write_model_card
+
+    c = model.config
+    write_model_card(
+        folder, name=folder.name, family="dino_wm", pipeline_tag="robotics",
+        summary=(f"DINO-WM (Zhou et al. 2024) on {c.env_id}: a world model in the patch-feature space of a frozen "
+                 f"Dinov2 encoder ({c.num_patches} patches of {c.embed_dim} per {c.image_size}x{c.image_size} "
+                 f"frame), a frame-causal ViT predictor over {c.history} frames ({c.frame_skip} env steps each, "
+                 f"actions embedded to {c.action_emb_dim}-D and concatenated to every patch), planned with CEM "
+                 "and gradient-descent MPC towards a goal image. The encoder was pre-trained here, self-supervised "
+                 f"(DINO + iBOT) on the env's frames, as `{c.encoder_name_or_path}` could not be downloaded; "
+                 "it is frozen afterwards."),
+        metrics=metrics, command=command, usage=CARD_USAGE.format(name=folder.name),
+        dataset=f"wm_hub/dino-wm ({c.env_id})", training=training,
+        limitations=("Trained on one simulated env at 64x64 from random and door-seeking trajectories; goals are "
+                     "images of that env. Success is measured in the simulator's state (the agent within the "
+                     "env's success radius of the goal)."),
+        config=c.to_diff_dict(), tags=["dino-wm", "planning", "mpc", "cem"],
+    )

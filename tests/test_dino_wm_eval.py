@@ -1,0 +1,46 @@
+"""`wm-hub plan`: success rates over held-out Wall tasks, a GIF, the card."""
+
+from __future__ import annotations
+
+import torch
+from huggingface_hub import ModelCard
+
+from wm_hub.cli import main
+from wm_hub.models.dino_wm.configuration_dino_wm import DinoWMConfig
+from wm_hub.models.dino_wm.evaluation_dino_wm import random_success
+from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
+
+
+def tiny(env_id: str | None = "wm_hub/Wall-v0") -> DinoWMModel:
+    torch.manual_seed(0)
+    encoder = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 64,
+               "patch_size": 16}
+    return DinoWMModel(DinoWMConfig(encoder_config=encoder, env_id=env_id, history=2, frame_skip=5, proprio_dim=2,
+                                    predictor_layers=1, predictor_heads=2, use_decoder=False))
+
+
+def test_plan_command_reports_success_rates_writes_a_gif_and_the_card(tmp_path, capsys):
+    folder = tmp_path / "dino-wm-tiny"
+    tiny().save_pretrained(folder)
+    notes = tmp_path / "notes.md"
+    notes.write_text("Trained for a test.")
+    assert main(["plan", str(folder), "--episodes", "2", "--max-plans", "1", "--iterations", "2", "--samples", "20",
+                 "--out", str(tmp_path / "gifs"), "--write-card", "--training-notes", str(notes)]) == 0
+    printed = capsys.readouterr().out
+    assert "MPC-CEM success rate" in printed and "MPC-GD seconds per plan" in printed
+    assert (tmp_path / "gifs" / "dino-wm-tiny-cem.gif").stat().st_size > 0
+    card = ModelCard.load(folder / "README.md")
+    names = [r.metric_name for r in card.data.eval_results]
+    assert len(names) == 6 and "DINO-WM paper, MPC-CEM success rate (for reference)" in names
+    command = "wm-hub plan dino-wm-tiny --episodes 2 --planner cem gd --max-plans 1 --iterations 2 --samples 20"
+    assert command in card.text and "Trained for a test." in card.text
+
+
+def test_random_actions_rarely_cross_the_wall():
+    assert random_success(tiny(), episodes=20, steps=50) <= 0.2
+
+
+def test_plan_needs_an_env(tmp_path, capsys):
+    tiny(env_id=None).save_pretrained(tmp_path / "m")
+    assert main(["plan", str(tmp_path / "m"), "--episodes", "1"]) == 2
+    assert "no env_id" in capsys.readouterr().err
