@@ -24,31 +24,49 @@ CostFn = Callable[[Tensor], Tensor]
 
 
 @dataclass
-class CEMPlanner:
-    """Cross-entropy method; defaults from DINO-WM (horizon 5, 300 samples, top 30, 30 iterations)."""
+class _SequencePlanner:
+    """What both planners share: the plan's length, the iteration count and the action box."""
 
     horizon: int = 5
-    num_samples: int = 300
-    topk: int = 30
     iterations: int = 30
     init_std: float = 1.0
     action_low: float = -1.0
     action_high: float = 1.0
 
     def __post_init__(self) -> None:
-        if not 0 < self.topk <= self.num_samples:
-            raise ValueError(f"expected 0 < topk <= num_samples, got topk={self.topk}, num_samples={self.num_samples}")
         if self.horizon < 1 or self.iterations < 1:
             raise ValueError(f"expected horizon, iterations >= 1, got {self.horizon}, {self.iterations}")
+
+    def _start(self, init: Tensor | None, action_dim: int, generator: torch.Generator | None, scale: float
+               ) -> Tensor:
+        """`init` checked and copied, or `scale` times Gaussian noise (zeros at scale 0): `(horizon, action_dim)`."""
+        if init is None:
+            if scale == 0:
+                return torch.zeros(self.horizon, action_dim)
+            return torch.randn(self.horizon, action_dim, generator=generator) * scale
+        if init.shape != (self.horizon, action_dim):
+            raise ValueError(f"expected init of shape {(self.horizon, action_dim)}, got {tuple(init.shape)}")
+        return init.detach().clone().float()
+
+
+@dataclass
+class CEMPlanner(_SequencePlanner):
+    """Cross-entropy method; defaults from DINO-WM (horizon 5, 300 samples, top 30, 30 iterations)."""
+
+    num_samples: int = 300
+    topk: int = 30
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.topk <= self.num_samples:
+            raise ValueError(f"expected 0 < topk <= num_samples, got topk={self.topk}, num_samples={self.num_samples}")
 
     @torch.no_grad()
     def plan(self, cost_fn: CostFn, action_dim: int, generator: torch.Generator | None = None,
              init: Tensor | None = None) -> Tensor:
         """The mean of the final Gaussian, `(horizon, action_dim)`. `init` (e.g. the last plan shifted
         by the executed steps) is the starting mean; zeros otherwise."""
-        mean = torch.zeros(self.horizon, action_dim) if init is None else init.detach().clone().float()
-        if mean.shape != (self.horizon, action_dim):
-            raise ValueError(f"expected init of shape {(self.horizon, action_dim)}, got {tuple(mean.shape)}")
+        mean = self._start(init, action_dim, generator, scale=0.0)
         std = torch.full_like(mean, self.init_std)
         for _ in range(self.iterations):
             noise = torch.randn(self.num_samples, self.horizon, action_dim, generator=generator)
@@ -62,24 +80,19 @@ class CEMPlanner:
 
 
 @dataclass
-class GradientPlanner:
-    """Gradient descent on the action sequence (SGD at `lr`), with noise `action_noise` after each step."""
+class GradientPlanner(_SequencePlanner):
+    """Gradient descent on the action sequence (SGD at `lr`), with noise `action_noise` after each step;
+    it starts from `init` or from Gaussian actions of std `init_std`."""
 
-    horizon: int = 5
     iterations: int = 100
+    init_std: float = 0.1
     lr: float = 1.0
     action_noise: float = 0.003
-    init_std: float = 0.1
-    action_low: float = -1.0
-    action_high: float = 1.0
 
     def plan(self, cost_fn: CostFn, action_dim: int, generator: torch.Generator | None = None,
              init: Tensor | None = None) -> Tensor:
-        """The optimised sequence `(horizon, action_dim)`; starts from `init` or small random actions."""
-        start = (torch.randn(self.horizon, action_dim, generator=generator) * self.init_std
-                 if init is None else init.detach().clone().float())
-        if start.shape != (self.horizon, action_dim):
-            raise ValueError(f"expected init of shape {(self.horizon, action_dim)}, got {tuple(start.shape)}")
+        """The optimised sequence `(horizon, action_dim)`."""
+        start = self._start(init, action_dim, generator, scale=self.init_std)
         actions = start.clamp(self.action_low, self.action_high).requires_grad_(True)
         optimizer = torch.optim.SGD([actions], lr=self.lr)
         for _ in range(self.iterations):
