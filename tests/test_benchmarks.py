@@ -43,3 +43,21 @@ def test_cosmos_dit_table(tmp_path, capsys):
     assert lines[3].endswith("| +0.00 |")
     bench_cosmos_dit.main(["--name", str(tmp_path / "missing")])
     assert "not shipped here yet" in capsys.readouterr().out
+
+
+def test_dino_wm_table(tmp_path, capsys):
+    from benchmarks import bench_dino_wm
+    from wm_hub.models.dino_wm.configuration_dino_wm import DinoWMConfig
+    from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
+
+    torch.manual_seed(0)
+    encoder = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 64,
+               "patch_size": 16}
+    DinoWMModel(DinoWMConfig(encoder_config=encoder, env_id="wm_hub/Wall-v0", history=2, proprio_dim=2,
+                             predictor_layers=1, predictor_heads=2, use_decoder=False)).save_pretrained(tmp_path / "m")
+    bench_dino_wm.main(["--name", str(tmp_path / "m"), "--plans", "1", "--samples", "10", "--iterations", "2", "2"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[1].startswith("| planner | settings | seconds per plan")
+    rows = [line.split("|")[1:-1] for line in lines[3:]]
+    assert [r[0].strip() for r in rows] == ["CEM", "GD"] and all(float(r[2]) > 0 for r in rows)
+    assert all(0 < float(r[3].strip(" %")) + float(r[4].strip(" %")) <= 100 for r in rows)

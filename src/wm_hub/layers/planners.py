@@ -75,7 +75,7 @@ class CEMPlanner(_SequencePlanner):
             costs = cost_fn(samples)
             _check_costs(costs, self.num_samples)
             elite = samples[costs.topk(self.topk, largest=False).indices]  # (topk, horizon, action_dim)
-            mean, std = elite.mean(0), elite.std(0)
+            mean, std = elite.mean(0), elite.std(0, correction=0)
         return mean
 
 
