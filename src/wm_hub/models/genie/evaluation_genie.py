@@ -22,6 +22,7 @@ from wm_hub.metrics import delta_t_psnr, psnr
 from wm_hub.models.genie.pipeline_genie import GeniePipeline
 
 DATASET = "wm_hub/platformer-eval (levels 1000000+)"
+PSNR_CAP = 60.0  # dB, per frame, for frames reproduced exactly
 
 
 @torch.no_grad()
@@ -96,11 +97,13 @@ def evaluate(pipe: GeniePipeline, dataset, count: int = 64) -> list[Metric]:
     metrics.append(Metric("latent-action codes used (share of the codebook)", used, "code_usage", DATASET))
     metrics.append(Metric("latent-action perplexity", perplexity, "perplexity", DATASET))
     real, inferred, _ = rollout_psnr(pipe, dataset, frames=16, count=count, seed=1)
-    metrics.append(Metric("16-frame rollout PSNR (inferred actions)", psnr(inferred[:, 1:], real[:, 1:]).mean().item(),
-                          "psnr", DATASET, "dB"))
+    metrics.append(Metric("16-frame rollout PSNR (inferred actions)",
+                          psnr(inferred[:, 1:], real[:, 1:]).clamp(max=PSNR_CAP).mean().item(), "psnr", DATASET, "dB"))
+    # Frames where the player stands still are repeated exactly (PSNR inf): each frame's PSNR is capped
+    # at PSNR_CAP dB before averaging, here as in the rollout row above.
     still = real[:, :1].expand_as(real[:, 1:])
     metrics.append(Metric("16-frame PSNR of repeating the first frame (baseline)",
-                          psnr(still, real[:, 1:]).mean().item(), "psnr", DATASET, "dB"))
+                          psnr(still, real[:, 1:]).clamp(max=PSNR_CAP).mean().item(), "psnr", DATASET, "dB"))
     return metrics
 
 
