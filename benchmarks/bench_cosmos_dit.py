@@ -15,9 +15,9 @@ import time
 
 import torch
 
+from benchmarks import load_or_say
 from wm_hub.data import record_episodes
 from wm_hub.envs.physics import PhysicsEnv, ScriptedPaddle
-from wm_hub.hub import ModelNotFoundError, load
 from wm_hub.metrics import psnr
 
 
@@ -28,10 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[30, 15, 8, 4], help="the first is the reference")
     args = parser.parse_args(argv or [])
     torch.set_num_threads(2)
-    try:
-        pipe = load(args.name)
-    except ModelNotFoundError:
-        print(f"{args.name} is not shipped here yet: nothing to time")
+    pipe = load_or_say(args.name)
+    if pipe is None:
         return
     from wm_hub.data.clips import sample_clips
     from wm_hub.models.cosmos.pipeline_cosmos import Video2WorldPipeline

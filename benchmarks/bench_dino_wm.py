@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from wm_hub.hub import ModelNotFoundError, load
+from benchmarks import load_or_say
 from wm_hub.models.dino_wm.evaluation_dino_wm import TASK_SEED, make_env
 from wm_hub.models.dino_wm.planning_dino_wm import DinoWMPlanner, make_planner
 
@@ -43,10 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iterations", type=int, nargs=2, default=[30, 100], metavar=("CEM", "GD"))
     args = parser.parse_args(argv or [])
     torch.set_num_threads(2)
-    try:
-        model = load(args.name)
-    except ModelNotFoundError:
-        print(f"{args.name} is not shipped here yet: nothing to time")
+    model = load_or_say(args.name)
+    if model is None:
         return
     env = make_env(model)
     print(f"{args.name}, {torch.get_num_threads()} threads, {model.config.num_patches} patches per frame, "
