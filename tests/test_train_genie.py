@@ -101,8 +101,18 @@ def test_all_stages_train_resume_and_write_folders(tmp_path):
     assert after.config.to_diff_dict() == before.config.to_diff_dict()
     moved = max((a - b).abs().max().item() for a, b in zip(after.parameters(), before.parameters(), strict=True))
     assert 0 < moved < 0.05  # one small step from the trained weights, not a fresh start
-    with pytest.raises(SystemExit):
-        train_genie.main(["--stage", "dynamics", "--config", str(config), "--init", str(tmp_path / "lam" / "model")])
+    # the dynamics model fine-tunes against a retrained LAM; one that does not fit the LAM is refused
+    from wm_hub.models.genie.configuration_genie import DynamicsConfig
+    from wm_hub.models.genie.modeling_genie import DynamicsModel
+
+    assert train_genie.main(["--stage", "dynamics", "--config", str(config), "--init",
+                             str(tmp_path / "dynamics" / "model"), "--output-dir", str(tmp_path / "dyn-ft"),
+                             "--max-steps", "1"]) == 0
+    assert (tmp_path / "dyn-ft" / "pipeline" / "model_index.json").is_file()
+    misfit = DynamicsConfig.from_pretrained(tmp_path / "dynamics" / "model", num_actions=3)
+    DynamicsModel(misfit).save_pretrained(tmp_path / "misfit")
+    with pytest.raises(SystemExit, match="2"):
+        train_genie.main(["--stage", "dynamics", "--config", str(config), "--init", str(tmp_path / "misfit")])
 
 
 @pytest.mark.slow

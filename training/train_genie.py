@@ -7,8 +7,9 @@
 The tokenizer and the LAM are independent; the dynamics stage loads both, frozen (stop-gradient).
 Each stage resumes with `--resume` and ends by writing a Hub-ready folder `<output_dir>/model` (card,
 config, safetensors); the dynamics stage also writes the `GeniePipeline` folder `<output_dir>/pipeline`.
-`--init FOLDER` starts the tokenizer or LAM stage from a trained model of that stage (fine-tuning, e.g. on
-new data), whose configuration it keeps.
+`--init FOLDER` starts a stage from a trained model of that stage (fine-tuning, e.g. on new data, or the
+dynamics model against a retrained LAM), whose configuration it keeps; for the dynamics stage it must fit
+the config's tokenizer and LAM (vocabulary, token grid, number of latent actions).
 
 The LAM stage selects its checkpoint on validation levels (the config's `lam.validation`, levels the
 evaluation never uses): every `validate_every` steps it scores how consistently each true action maps to
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     add_run_arguments(parser, "training/configs/genie_platformer.yaml")
     parser.add_argument("--batch-size", type=int, default=None, help="override the per-process batch size")
     parser.add_argument("--lr", type=float, default=None, help="override the peak learning rate (e.g. to fine-tune)")
-    parser.add_argument("--init", default=None, help="tokenizer / LAM stage: start from this trained model folder")
+    parser.add_argument("--init", default=None, help="start from this trained model folder of the stage")
     args = parser.parse_args(argv)
 
     config = load_yaml(args.config)
@@ -98,8 +99,6 @@ def main(argv: list[str] | None = None) -> int:
     clips = ClipDataset(args.data or config["data"]["train"], clip_len=stage["clip_len"])
     frozen: tuple = ()
     validate = None
-    if args.init and args.stage == "dynamics":
-        parser.error("--init applies to the tokenizer and lam stages (dynamics: its config names both)")
     if args.stage == "tokenizer":
         model = (VideoTokenizer.from_pretrained(args.init) if args.init else
                  VideoTokenizer(GenieTokenizerConfig(**stage["model"], max_frames=stage["clip_len"])))
@@ -113,9 +112,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         tokenizer = VideoTokenizer.from_pretrained(stage["tokenizer"])
         lam = LatentActionModel.from_pretrained(stage["lam"])
-        model = DynamicsModel(DynamicsConfig(
-            **stage["model"], vocab_size=tokenizer.config.codebook_size, grid_size=tokenizer.config.grid_size,
-            num_actions=lam.config.num_actions, max_frames=stage["clip_len"]))
+        expected = {"vocab_size": tokenizer.config.codebook_size, "grid_size": tokenizer.config.grid_size,
+                    "num_actions": lam.config.num_actions}
+        if args.init:
+            model = DynamicsModel.from_pretrained(args.init)
+            found = {k: getattr(model.config, k) for k in expected}
+            if found != expected:
+                parser.error(f"--init {args.init}: a dynamics model with {found}, but the config's tokenizer and "
+                             f"LAM need {expected}")
+        else:
+            model = DynamicsModel(DynamicsConfig(**stage["model"], **expected, max_frames=stage["clip_len"]))
         step_fn, frozen = make_dynamics_step(tokenizer, lam), (tokenizer, lam)
 
     model = train(model, clips, step_fn, train_config, resume=args.resume, frozen=frozen, validate=validate)
