@@ -57,7 +57,7 @@ def test_all_stages_train_resume_and_write_folders(tmp_path):
         assert (out / "checkpoint" / "trainer_state.json").is_file()
     # the LAM was validated at steps 0, 2 and 3 and its card names the kept step
     rows = list(csv.DictReader(open(tmp_path / "lam" / "val_log.csv")))
-    assert [int(r["step"]) for r in rows] == [0, 2, 3] and 0 < float(rows[0]["agreement_min"]) <= 1
+    assert [int(r["step"]) for r in rows] == [0, 2, 3] and 0 <= float(rows[0]["agreement_min"]) <= 1
     assert "Checkpoint kept at step" in (tmp_path / "lam" / "model" / "README.md").read_text()
     # --resume continues from the saved step
     assert train_genie.main(["--stage", "lam", "--config", str(config), "--resume", "--max-steps", "4"]) == 0
@@ -113,6 +113,24 @@ def test_all_stages_train_resume_and_write_folders(tmp_path):
     DynamicsModel(misfit).save_pretrained(tmp_path / "misfit")
     with pytest.raises(SystemExit, match="2"):
         train_genie.main(["--stage", "dynamics", "--config", str(config), "--init", str(tmp_path / "misfit")])
+
+
+def test_lam_selection_metric_refuses_a_collapsed_codebook(monkeypatch):
+    """A LAM that maps every action to one code agrees trivially; selection scores it 0."""
+    from collections import Counter
+
+    import train_genie
+
+    from wm_hub.envs.platformer import ACTION_NAMES
+
+    left, right, jump = (ACTION_NAMES.index(a) for a in ("left", "right", "jump"))
+    distinct = {left: Counter({1: 9, 2: 1}), right: Counter({2: 7, 1: 3}), jump: Counter({5: 8, 0: 2})}
+    collapsed = {left: Counter({0: 10}), right: Counter({0: 9, 1: 1}), jump: Counter({0: 10})}
+    for counts, expected in ((distinct, 0.7), (collapsed, 0.0)):
+        monkeypatch.setattr(train_genie, "latent_action_counts", lambda model, data, count, c=counts: c)
+        scores = train_genie.make_lam_validation("unused", 4)(None)
+        assert scores["agreement_min"] == pytest.approx(expected)
+        assert scores["agreement_right"] == pytest.approx(max(counts[right].values()) / 10)
 
 
 @pytest.mark.slow

@@ -13,14 +13,14 @@ the config's tokenizer and LAM (vocabulary, token grid, number of latent actions
 
 The LAM stage selects its checkpoint on validation levels (the config's `lam.validation`, levels the
 evaluation never uses): every `validate_every` steps it scores how consistently each true action maps to
-one latent code, and keeps the model whose worst score over left / right / jump is highest. Those true
-actions are read for this selection only; no gradient ever sees them.
+one latent code, and keeps the model whose worst score over left / right / jump is highest, among those
+that give the three actions three different codes. Those true actions are read for this selection only;
+no gradient ever sees them.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from accelerate import PartialState
 
 from wm_hub.cards import Metric, write_model_card
 from wm_hub.data import ClipDataset
+from wm_hub.envs.platformer import ACTION_NAMES
 from wm_hub.metrics import psnr
 from wm_hub.models.genie.configuration_genie import DynamicsConfig, GenieTokenizerConfig, LatentActionConfig
 from wm_hub.models.genie.evaluation_genie import action_agreement, latent_action_counts
@@ -54,12 +55,17 @@ SELECTION_ACTIONS = ("left", "right", "jump")
 
 
 def make_lam_validation(dataset: str, clips: int):
-    """Per-action agreement of the LAM's codes on `clips` clips of `dataset`, and their minimum over
-    `SELECTION_ACTIONS` (`agreement_min`, the selection metric)."""
+    """Per-action agreement of the LAM's codes on `clips` clips of `dataset`, and the selection metric
+    `agreement_min`: their minimum over `SELECTION_ACTIONS`, or 0 when two of those actions share their
+    most frequent code (a collapsed codebook agrees trivially: every action maps to the one code in use)."""
     def validate(model: LatentActionModel) -> dict[str, float]:
-        shares = action_agreement(latent_action_counts(model, dataset, count=clips))
-        seen = [shares[a] for a in SELECTION_ACTIONS if not math.isnan(shares[a])]  # nan: action never taken
-        return {**{f"agreement_{k}": v for k, v in shares.items()}, "agreement_min": min(seen, default=math.nan)}
+        counts = latent_action_counts(model, dataset, count=clips)
+        shares = action_agreement(counts)
+        top = {ACTION_NAMES[a]: c.most_common(1)[0][0] for a, c in counts.items() if c}
+        seen = [a for a in SELECTION_ACTIONS if a in top]  # an action never taken has no code
+        distinct = len({top[a] for a in seen}) == len(seen)
+        return {**{f"agreement_{k}": v for k, v in shares.items()},
+                "agreement_min": min(shares[a] for a in seen) if seen and distinct else 0.0}
 
     return validate
 
