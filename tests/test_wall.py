@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import wm_hub.envs  # noqa: F401  (registers wm_hub/Wall-v0)
-from wm_hub.envs.wall import AGENT, SUCCESS_RADIUS, WALL_X, WallEnv, WallExplorationPolicy
+from wm_hub.envs.navigation import AGENT, SUCCESS_RADIUS
+from wm_hub.envs.wall import WALL_X, WallEnv, WallExplorationPolicy
 
 
 def walk(env: WallEnv, action, steps: int) -> np.ndarray:

@@ -8,3 +8,5 @@ if "wm_hub/Physics-v0" not in registry:
     register(id="wm_hub/Physics-v0", entry_point="wm_hub.envs.physics:PhysicsEnv")
 if "wm_hub/Wall-v0" not in registry:
     register(id="wm_hub/Wall-v0", entry_point="wm_hub.envs.wall:WallEnv")
+if "wm_hub/PointMaze-v0" not in registry:
+    register(id="wm_hub/PointMaze-v0", entry_point="wm_hub.envs.point_maze:PointMazeEnv")

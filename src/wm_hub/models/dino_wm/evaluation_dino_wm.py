@@ -22,7 +22,7 @@ from wm_hub.models.dino_wm.planning_dino_wm import DinoWMPlanner, make_planner
 
 TASK_SEED = 1_000_000
 # DINO-WM (Zhou et al. 2024), success rates of MPC with CEM, per env id.
-PAPER_CEM = {"wm_hub/Wall-v0": 0.96}
+PAPER_CEM = {"wm_hub/Wall-v0": 0.96, "wm_hub/PointMaze-v0": 0.98}
 
 
 def make_env(model: DinoWMModel) -> gym.Env:
@@ -51,7 +51,7 @@ def plan_tasks(model: DinoWMModel, planner: str, episodes: int, max_plans: int =
         observation, info = env.reset_to_task(task)
         begin = time.perf_counter()
         result = agent.run(env, observation, info, goal, max_plans, lambda inf, t=task: env.goal_reached(t, inf),
-                           goal_proprio=task["goal"], generator=torch.Generator().manual_seed(seed + i))
+                           goal_proprio=task["goal_proprio"], generator=torch.Generator().manual_seed(seed + i))
         seconds += time.perf_counter() - begin
         plans += result.plans
         results.append(result)
@@ -103,18 +103,19 @@ def plan_gif(model: DinoWMModel, out_dir: str | Path, name: str, planner: str = 
     return write_gif(frames, Path(out_dir) / f"{name}-{planner}.gif")
 
 
-CARD_USAGE = """import torch
+CARD_USAGE = """import gymnasium as gym
+import wm_hub.envs  # registers wm_hub/... envs
 from wm_hub import DinoWMModel
-from wm_hub.envs.wall import WallEnv
 from wm_hub.models.dino_wm.planning_dino_wm import DinoWMPlanner
 
 model = DinoWMModel.from_pretrained("{name}")
-env = WallEnv()
+env = gym.make(model.config.env_id).unwrapped
 task = env.sample_task(1_000_000)
 goal = env.goal_image(task)
 observation, info = env.reset_to_task(task)
-result = DinoWMPlanner(model, "cem").run(env, observation, info, goal, max_plans=10,
-                                         is_success=lambda i: env.goal_reached(task, i), goal_proprio=task["goal"])
+result = DinoWMPlanner(model, "cem").run(
+    env, observation, info, goal, max_plans=10, is_success=lambda i: env.goal_reached(task, i),
+    goal_proprio=task["goal_proprio"])
 print(result.success, len(result.frames))"""
 
 
