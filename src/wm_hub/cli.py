@@ -122,15 +122,17 @@ def cmd_data_platformer(args: argparse.Namespace) -> int:
     return _save_and_report(ds, args.out, episodes=args.episodes, levels=[args.seed, args.seed + args.episodes - 1])
 
 
-def cmd_data_navigation(args: argparse.Namespace) -> int:
-    """DINO-WM's point-agent envs (Wall, PointMaze), recorded with their exploration policies."""
+def cmd_data_dino_wm(args: argparse.Namespace) -> int:
+    """DINO-WM's envs (Wall, PointMaze, PushT), recorded with their exploration policies."""
     from wm_hub.data import record_episodes
     from wm_hub.envs.navigation import SmoothRandomPolicy
     from wm_hub.envs.point_maze import PointMazeEnv
+    from wm_hub.envs.pusht import PushTExplorationPolicy, PushTTasks
     from wm_hub.envs.wall import WallEnv, WallExplorationPolicy
 
     env, policy = {"dino-wm-wall": (WallEnv, WallExplorationPolicy),
-                   "dino-wm-pointmaze": (PointMazeEnv, SmoothRandomPolicy)}[args.source]
+                   "dino-wm-pointmaze": (PointMazeEnv, SmoothRandomPolicy),
+                   "dino-wm-pusht": (PushTTasks, PushTExplorationPolicy)}[args.source]
     ds = record_episodes(env(max_episode_steps=args.max_steps), args.episodes, policy=policy(args.seed),
                          seed=args.seed, info_keys=("proprio",))
     return _save_and_report(ds, args.out, episodes=args.episodes, seeds=[args.seed, args.seed + args.episodes - 1])
@@ -293,8 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
                "one scene (seed) per clip", 1000, "first scene seed (held-out scenes: 1000000)")
     p.add_argument("--frames", type=int, default=33, help="frames per clip")
     for name, what in (("dino-wm-wall", "DINO-WM's Wall: a point agent and a wall with a door"),
-                       ("dino-wm-pointmaze", "DINO-WM's PointMaze: a point mass in a U-maze")):
-        p = source(name, what, cmd_data_navigation, "--episodes", "one start (seed) per episode", 1000,
+                       ("dino-wm-pointmaze", "DINO-WM's PointMaze: a point mass in a U-maze"),
+                       ("dino-wm-pusht", "DINO-WM's PushT (gym-pusht): an agent pushes a T-shaped block")):
+        p = source(name, what, cmd_data_dino_wm, "--episodes", "one start (seed) per episode", 1000,
                    "first episode seed (held-out: 1000000)")
         p.add_argument("--max-steps", type=int, default=100)
     return parser

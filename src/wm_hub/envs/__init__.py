@@ -10,3 +10,5 @@ if "wm_hub/Wall-v0" not in registry:
     register(id="wm_hub/Wall-v0", entry_point="wm_hub.envs.wall:WallEnv")
 if "wm_hub/PointMaze-v0" not in registry:
     register(id="wm_hub/PointMaze-v0", entry_point="wm_hub.envs.point_maze:PointMazeEnv")
+if "wm_hub/PushT-v0" not in registry:
+    register(id="wm_hub/PushT-v0", entry_point="wm_hub.envs.pusht:PushTTasks")

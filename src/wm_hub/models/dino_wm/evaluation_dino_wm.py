@@ -22,7 +22,7 @@ from wm_hub.models.dino_wm.planning_dino_wm import DinoWMPlanner, make_planner
 
 TASK_SEED = 1_000_000
 # DINO-WM (Zhou et al. 2024), success rates of MPC with CEM, per env id.
-PAPER_CEM = {"wm_hub/Wall-v0": 0.96, "wm_hub/PointMaze-v0": 0.98}
+PAPER_CEM = {"wm_hub/Wall-v0": 0.96, "wm_hub/PointMaze-v0": 0.98, "wm_hub/PushT-v0": 0.90}
 
 
 def make_env(model: DinoWMModel) -> gym.Env:
