@@ -58,7 +58,8 @@ def test_all_stages_train_resume_and_write_folders(tmp_path):
     # the LAM was validated at steps 0, 2 and 3 and its card names the kept step
     rows = list(csv.DictReader(open(tmp_path / "lam" / "val_log.csv")))
     assert [int(r["step"]) for r in rows] == [0, 2, 3] and 0 <= float(rows[0]["agreement_min"]) <= 1
-    assert "Checkpoint kept at step" in (tmp_path / "lam" / "model" / "README.md").read_text()
+    card = (tmp_path / "lam" / "model" / "README.md").read_text()
+    assert "Checkpoint kept at step" in card and "up to the kept step" in card
     # --resume continues from the saved step
     assert train_genie.main(["--stage", "lam", "--config", str(config), "--resume", "--max-steps", "4"]) == 0
     rows = list(csv.DictReader(open(tmp_path / "lam" / "log.csv")))

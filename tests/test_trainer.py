@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import PretrainedConfig, PreTrainedModel
 
-from wm_hub.trainer import TrainConfig, load_training_state, save_training_state
+from wm_hub.trainer import TrainConfig, last_logged, load_training_state, save_training_state
 
 
 def _setup(seed: int):
@@ -136,3 +136,12 @@ def test_validation_keeps_the_best_model(tmp_path):
     assert torch.equal(model.linear.weight, seen[0.9]) and not torch.equal(model.linear.weight, seen[0.4])
     with pytest.raises(ValueError, match="needs validate_every"):
         train(_Tiny(PretrainedConfig()), data, step_fn, TrainConfig(select_metric="score"))
+
+
+def test_last_logged_averages_the_last_rows_up_to_a_step(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text("step,psnr\n" + "".join(f"{s},{s}\n" for s in range(10, 110, 10)))
+    assert last_logged(log, "psnr", rows=2) == 95.0
+    assert last_logged(log, "psnr", rows=3, until_step=45) == 30.0  # the rows of steps 20, 30, 40
+    with pytest.raises(ValueError, match="up to step 5"):
+        last_logged(log, "psnr", until_step=5)

@@ -138,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     model.save_pretrained(out / "model")
     log = out / "log.csv"
     metric_name = "accuracy" if args.stage == "dynamics" else "psnr"
-    value = last_logged(log, metric_name)
+    kept = read_selection(out) if train_config.select_metric else None
+    value = last_logged(log, metric_name, until_step=kept["step"] if kept else None)
+    span = f" up to the kept step {kept['step']}" if kept else ""
     command = " ".join(["accelerate launch training/train_genie.py", *(argv if argv is not None else sys.argv[1:])])
     write_model_card(
         out / "model",
@@ -147,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         pipeline_tag="image-to-video",
         summary=f"Genie {args.stage} trained on the wm_hub platformer (frames only). A training snapshot: "
                 f"the evaluated release is the `genie-platformer-64` pipeline.",
-        metrics=[Metric(f"train {metric_name} (last {5 * train_config.log_every} steps)", value, metric_name,
+        metrics=[Metric(f"train {metric_name} (last {5 * train_config.log_every} steps{span})", value, metric_name,
                         "wm_hub/platformer-train")],
         command=command,
         usage=f"from wm_hub.models.genie import {type(model).__name__}\n"

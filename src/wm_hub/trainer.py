@@ -314,8 +314,12 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def last_logged(log_path: str | os.PathLike, key: str, rows: int = 5) -> float:
-    """Mean of `key` over the last `rows` rows of a training CSV log (the numbers a training card reports)."""
+def last_logged(log_path: str | os.PathLike, key: str, rows: int = 5, until_step: int | None = None) -> float:
+    """Mean of `key` over the last `rows` rows of a training CSV log (the numbers a training card reports),
+    or over the last `rows` rows up to `until_step` (a model kept by checkpoint selection)."""
     with open(log_path) as f:
-        values = [float(r[key]) for r in csv.DictReader(f)][-rows:]
+        logged = [r for r in csv.DictReader(f) if until_step is None or int(r["step"]) <= until_step]
+    if not logged:
+        raise ValueError(f"{log_path} has no rows of {key!r}" + (f" up to step {until_step}" if until_step else ""))
+    values = [float(r[key]) for r in logged][-rows:]
     return sum(values) / len(values)
