@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     log = out / "log.csv"
     metric_name = "accuracy" if args.stage == "dynamics" else "psnr"
     kept = read_selection(out) if train_config.select_metric else None
-    value = last_logged(log, metric_name, until_step=kept["step"] if kept else None)
+    # kept at step 0 (the starting point): the first logged rows are the nearest training numbers
+    value = last_logged(log, metric_name, until_step=max(kept["step"], train_config.log_every) if kept else None)
     span = f" up to the kept step {kept['step']}" if kept else ""
     command = " ".join(["accelerate launch training/train_genie.py", *(argv if argv is not None else sys.argv[1:])])
     write_model_card(

@@ -320,6 +320,7 @@ def last_logged(log_path: str | os.PathLike, key: str, rows: int = 5, until_step
     with open(log_path) as f:
         logged = [r for r in csv.DictReader(f) if until_step is None or int(r["step"]) <= until_step]
     if not logged:
-        raise ValueError(f"{log_path} has no rows of {key!r}" + (f" up to step {until_step}" if until_step else ""))
+        upto = f" up to step {until_step}" if until_step is not None else ""
+        raise ValueError(f"{log_path} has no rows of {key!r}{upto}")
     values = [float(r[key]) for r in logged][-rows:]
     return sum(values) / len(values)
