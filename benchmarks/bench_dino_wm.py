@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
             task = env.sample_task(TASK_SEED + i)
             goal = env.goal_image(task)
             observation, info = env.reset_to_task(task)
-            planner.plan(observation, goal, info["proprio"], task["goal"], torch.Generator().manual_seed(i))
+            planner.plan(observation, goal, info["proprio"], task["goal_proprio"], torch.Generator().manual_seed(i))
         total = time.perf_counter() - begin
         del model.encoder.forward, model.predictor.forward  # back to the class's forward
         described = ", ".join(f"{k} {v}" for k, v in knobs.items())

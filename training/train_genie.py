@@ -82,9 +82,8 @@ def make_dynamics_step(tokenizer: VideoTokenizer, lam: LatentActionModel):
     return dynamics_step
 
 
-def selection_note(output_dir: Path, metric: str | None) -> str:
-    """What the card says of checkpoint selection ('' without one)."""
-    kept = read_selection(output_dir) if metric else None
+def selection_note(output_dir: Path, metric: str | None, kept: dict | None) -> str:
+    """What the card says of checkpoint selection (`kept`: `read_selection`'s record; '' without one)."""
     return (f" Checkpoint kept at step {kept['step']} of the validated ones, for the highest validation {metric} "
             f"({kept['metrics'][metric]:.3f}; all validation metrics in {output_dir / 'val_log.csv'})."
             if kept else "")
@@ -157,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
               f"model = {type(model).__name__}.from_pretrained('{out / 'model'}')",
         dataset="wm_hub/platformer-train",
         training=f"{train_config.steps} steps, batch {train_config.batch_size} per process, lr {train_config.lr}; "
-                 f"log in {log}.{selection_note(out, train_config.select_metric)}",
+                 f"log in {log}.{selection_note(out, train_config.select_metric, kept)}",
         limitations="Training-set numbers only; see the pipeline card for held-out evaluation.",
         config=model.config.to_dict(),
     )

@@ -45,7 +45,6 @@ class PushTTasks(gym.Env):
         self.max_episode_steps = max_episode_steps
         self.observation_space = gym.spaces.Box(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
-        self.proprio_dim = 2
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """`options={"state": (agent x, y, block x, y, angle)}` sets the state; otherwise gym-pusht draws it."""
@@ -60,13 +59,13 @@ class PushTTasks(gym.Env):
         action = np.asarray(action, dtype=np.float64).reshape(-1)
         if action.shape != (2,):
             raise ValueError(f"expected a 2-D relative action (x, y), got shape {action.shape}")
-        target = np.clip(self.pusht.unwrapped.agent.position + REACH * np.clip(action, -1.0, 1.0), 0.0, BOARD)
+        target = np.clip(self.pusht.agent.position + REACH * np.clip(action, -1.0, 1.0), 0.0, BOARD)
         obs, reward, terminated, _, info = self.pusht.step(target)
         self.steps += 1
         return obs["pixels"], reward, terminated, self.steps >= self.max_episode_steps, self._info(obs, info)
 
     def render(self) -> np.ndarray:
-        return self.pusht.unwrapped.get_obs()["pixels"]
+        return self.pusht.get_obs()["pixels"]
 
     @staticmethod
     def _info(obs: dict, info: dict) -> dict[str, Any]:
