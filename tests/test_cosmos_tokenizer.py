@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from wm_hub.checkpoint import CheckpointError
-from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
+from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer, haar_analysis, haar_synthesis
 
 SMALL = {"base_channels": 8, "channel_multipliers": (1, 2, 2, 2), "num_heads": 2}
 
@@ -77,6 +77,24 @@ def test_bad_input(tokenizer):
     else:
         with pytest.raises(ValueError, match="needs the discrete"):
             tokenizer.tokenize(clip())
+
+
+def test_haar_wavelet_is_orthonormal_and_inverts():
+    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    y = haar_analysis(x, 2)
+    assert y.shape == (2, 48, 4, 4)
+    torch.testing.assert_close(y.norm(), x.norm())
+    torch.testing.assert_close(y[:, 0], x[:, 0].view(2, 4, 4, 4, 4).sum((2, 4)) / 4)  # LL of LL: 4x4 block sums
+    torch.testing.assert_close(haar_synthesis(y, 2), x)
+
+
+def test_config_rejects_compression_it_cannot_build():
+    with pytest.raises(ValueError, match="at least 4 channel_multipliers for 8x8 compression with 2 wavelet"):
+        CausalVideoTokenizer(channel_multipliers=(1, 2, 2), temporal_compression=8)
+    with pytest.raises(ValueError, match=r"wavelet_levels must be in \[0, 3\]"):
+        CausalVideoTokenizer(wavelet_levels=4)
+    no_wavelet = CausalVideoTokenizer(**SMALL, wavelet_levels=0)
+    assert no_wavelet.encode(clip(T=5)).latent_dist.mode().shape == (2, 2, 16, 4, 4)
 
 
 def test_latent_normalisation_round_trip():

@@ -1,6 +1,9 @@
 """Cosmos-style causal video tokenizer (NVIDIA Cosmos, 2025): a temporally causal 3D-convolutional
 encoder-decoder. The first frame is encoded alone, then each group of `temporal_compression` frames;
 latents are continuous (for diffusion world models) or FSQ-discrete tokens (for autoregressive ones).
+As in Cosmos, the encoder works in wavelet space: each frame first goes through an orthonormal Haar
+transform (`wavelet_levels` levels, each halving H and W and multiplying the channels by 4), and the
+decoder ends with its inverse; the learned layers do the remaining spatial and all temporal compression.
 
 Video is `(B, T, C, H, W)` in [-1, 1] at the API, with T = 1 + k * temporal_compression; latents are
 `(B, T', C', H', W')` with T' = 1 + k. Internally the convolutions run on `(B, C, T, H, W)`.
@@ -52,6 +55,19 @@ class CausalConv3d(nn.Module):
         return self.conv(x[:, :, : (n - 1) * self.stride_t + self.kernel_t])
 
 
+class FactorizedCausalConv3d(nn.Module):
+    """`(B, C, T, H, W)` -> `(B, C', T, H, W)`: a 1x3x3 spatial conv then a 3x1x1 causal temporal conv, the
+    factorised 3D convolution of the Cosmos tokenizer (fewer weights and FLOPs than a full 3x3x3)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.spatial = CausalConv3d(cin, cout, (1, 3, 3))
+        self.temporal = CausalConv3d(cout, cout, (3, 1, 1))
+
+    def forward(self, x: Tensor, state: StreamingState | None = None) -> Tensor:
+        return self.temporal(self.spatial(x, state), state)
+
+
 class FrameGroupNorm(nn.GroupNorm):
     """GroupNorm over each frame separately, so normalisation never mixes time steps (causal)."""
 
@@ -66,12 +82,12 @@ def _norm(channels: int) -> FrameGroupNorm:
 
 
 class ResBlock3d(nn.Module):
-    """Norm, SiLU, causal conv, twice, plus a (1x1x1 if the width changes) skip."""
+    """Norm, SiLU, factorised causal conv, twice, plus a (1x1x1 if the width changes) skip."""
 
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
-        self.norm1, self.conv1 = _norm(cin), CausalConv3d(cin, cout)
-        self.norm2, self.conv2 = _norm(cout), CausalConv3d(cout, cout)
+        self.norm1, self.conv1 = _norm(cin), FactorizedCausalConv3d(cin, cout)
+        self.norm2, self.conv2 = _norm(cout), FactorizedCausalConv3d(cout, cout)
         self.skip = nn.Conv3d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: Tensor, state: StreamingState | None = None) -> Tensor:
@@ -95,32 +111,64 @@ class FrameAttention(nn.Module):
         return x + h
 
 
-class Downsample(nn.Module):
-    """Halve H and W (strided conv) and, if `temporal`, T (causal strided conv: 1 + 2k -> 1 + k)."""
+_HAAR = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, -1.0],
+                      [1.0, -1.0, -1.0, 1.0]]) / 2  # rows: LL, LH, HL, HH of a 2x2 block (orthonormal)
 
-    def __init__(self, channels: int, temporal: bool) -> None:
+
+def haar_analysis(x: Tensor, levels: int) -> Tensor:
+    """`(N, C, H, W)` -> `(N, C * 4**levels, H / 2**levels, W / 2**levels)`: an orthonormal 2D Haar wavelet
+    packet transform (each level splits every channel into its four sub-bands)."""
+    for _ in range(levels):
+        N, C, H, W = x.shape
+        blocks = F.pixel_unshuffle(x, 2).view(N, C, 4, H // 2, W // 2)
+        x = torch.einsum("ij,ncjhw->ncihw", _HAAR.to(x), blocks).reshape(N, 4 * C, H // 2, W // 2)
+    return x
+
+
+def haar_synthesis(x: Tensor, levels: int) -> Tensor:
+    """The inverse of `haar_analysis`: `(N, C * 4**levels, h, w)` -> `(N, C, h * 2**levels, w * 2**levels)`."""
+    for _ in range(levels):
+        N, C4, h, w = x.shape
+        bands = x.view(N, C4 // 4, 4, h, w)
+        x = F.pixel_shuffle(torch.einsum("ji,ncjhw->ncihw", _HAAR.to(x), bands).reshape(N, C4, h, w), 2)
+    return x
+
+
+def _per_frame(fn, x: Tensor, levels: int) -> Tensor:
+    """Apply a frame-wise `(N, C, H, W)` transform to `(B, C, T, H, W)`."""
+    B, _, T = x.shape[:3]
+    y = fn(x.transpose(1, 2).flatten(0, 1), levels)
+    return y.view(B, T, *y.shape[1:]).transpose(1, 2)
+
+
+class Downsample(nn.Module):
+    """If `spatial`, halve H and W (strided conv); if `temporal`, T (causal strided conv: 1 + 2k -> 1 + k)."""
+
+    def __init__(self, channels: int, spatial: bool, temporal: bool) -> None:
         super().__init__()
-        self.spatial = CausalConv3d(channels, channels, (1, 3, 3), (1, 2, 2))
+        self.spatial = CausalConv3d(channels, channels, (1, 3, 3), (1, 2, 2)) if spatial else None
         self.temporal = CausalConv3d(channels, channels, (3, 1, 1), (2, 1, 1)) if temporal else None
 
     def forward(self, x: Tensor, state: StreamingState | None = None) -> Tensor:
-        x = self.spatial(x, state)
+        if self.spatial is not None:
+            x = self.spatial(x, state)
         return self.temporal(x, state) if self.temporal is not None else x
 
 
 class Upsample(nn.Module):
-    """Double H and W (nearest + conv) and, if `temporal`, T (1 + k -> 1 + 2k: the clip's first frame
-    stays one frame, every later one becomes two), then a causal conv."""
+    """If `spatial`, double H and W (nearest); if `temporal`, T (1 + k -> 1 + 2k: the clip's first frame
+    stays one frame, every later one becomes two); then a factorised causal conv."""
 
-    def __init__(self, channels: int, temporal: bool) -> None:
+    def __init__(self, channels: int, spatial: bool, temporal: bool) -> None:
         super().__init__()
-        self.temporal = temporal
-        self.conv = CausalConv3d(channels, channels)
+        self.spatial, self.temporal = spatial, temporal
+        self.conv = FactorizedCausalConv3d(channels, channels)
 
     def forward(self, x: Tensor, state: StreamingState | None = None) -> Tensor:
         B, C, T, H, W = x.shape
-        x = F.interpolate(x.transpose(1, 2).reshape(B * T, C, H, W), scale_factor=2, mode="nearest")
-        x = x.view(B, T, C, 2 * H, 2 * W).transpose(1, 2)
+        if self.spatial:
+            x = F.interpolate(x.transpose(1, 2).reshape(B * T, C, H, W), scale_factor=2, mode="nearest")
+            x = x.view(B, T, C, 2 * H, 2 * W).transpose(1, 2)
         if self.temporal and T:
             first = state is None or not state.get((self, "started"), False)
             repeated = x.repeat_interleave(2, dim=2)
@@ -142,9 +190,10 @@ class CausalVideoTokenizer(WorldModelMixin, ConfigMixin):
         # Architecture
         in_channels: int = 3,
         base_channels: int = 64,
-        channel_multipliers: tuple[int, ...] = (1, 2, 4, 4),
+        channel_multipliers: tuple[int, ...] = (1, 2, 2, 2),
         temporal_compression: int = 4,
         spatial_compression: int = 8,
+        wavelet_levels: int = 2,
         num_heads: int = 4,
         # Bottleneck: "continuous" (latent_channels) or "discrete" (FSQ, one channel per level)
         quantizer: str = "continuous",
@@ -160,21 +209,29 @@ class CausalVideoTokenizer(WorldModelMixin, ConfigMixin):
             raise ValueError(
                 f"compression factors must be powers of 2, got {temporal_compression}x{spatial_compression}"
             )
-        if len(channel_multipliers) != spatial_downs + 1 or temporal_downs > spatial_downs:
+        if not 0 <= wavelet_levels <= spatial_downs:
+            raise ValueError(f"wavelet_levels must be in [0, {spatial_downs}] for spatial compression "
+                             f"{spatial_compression}, got {wavelet_levels}")
+        conv_downs, num_levels = spatial_downs - wavelet_levels, len(channel_multipliers) - 1
+        if num_levels < max(conv_downs, temporal_downs):
             raise ValueError(
-                f"expected {spatial_downs + 1} channel_multipliers for spatial compression {spatial_compression} "
-                f"(and temporal compression <= spatial), got {tuple(channel_multipliers)}"
+                f"expected at least {max(conv_downs, temporal_downs) + 1} channel_multipliers for "
+                f"{temporal_compression}x{spatial_compression} compression with {wavelet_levels} wavelet levels "
+                f"(one per learned down-sampling level, plus one), got {tuple(channel_multipliers)}"
             )
         if quantizer not in ("continuous", "discrete"):
             raise ValueError(f"quantizer must be 'continuous' or 'discrete', got {quantizer!r}")
         widths = [base_channels * m for m in channel_multipliers]
         code_channels = latent_channels if quantizer == "continuous" else len(fsq_levels)
-        temporal_at = set(range(spatial_downs - temporal_downs, spatial_downs))  # the coarsest levels
+        wavelet_channels = in_channels * 4**wavelet_levels
+        spatial_at = set(range(conv_downs))  # the finest levels halve H and W
+        temporal_at = set(range(num_levels - temporal_downs, num_levels))  # the coarsest levels halve T
 
         # Encoder
-        self.encoder_in = CausalConv3d(in_channels, widths[0])
-        self.encoder_blocks = nn.ModuleList(ResBlock3d(widths[i], widths[i + 1]) for i in range(spatial_downs))
-        self.encoder_downs = nn.ModuleList(Downsample(widths[i + 1], i in temporal_at) for i in range(spatial_downs))
+        self.encoder_in = CausalConv3d(wavelet_channels, widths[0])
+        self.encoder_blocks = nn.ModuleList(ResBlock3d(widths[i], widths[i + 1]) for i in range(num_levels))
+        self.encoder_downs = nn.ModuleList(Downsample(widths[i + 1], i in spatial_at, i in temporal_at)
+                                           for i in range(num_levels))
         self.encoder_mid = nn.ModuleList([ResBlock3d(widths[-1], widths[-1]), ResBlock3d(widths[-1], widths[-1])])
         self.encoder_attention = FrameAttention(widths[-1], num_heads)
         self.encoder_norm = _norm(widths[-1])
@@ -185,11 +242,11 @@ class CausalVideoTokenizer(WorldModelMixin, ConfigMixin):
         self.decoder_in = CausalConv3d(code_channels, widths[-1])
         self.decoder_mid = nn.ModuleList([ResBlock3d(widths[-1], widths[-1]), ResBlock3d(widths[-1], widths[-1])])
         self.decoder_attention = FrameAttention(widths[-1], num_heads)
-        levels = list(reversed(range(spatial_downs)))
-        self.decoder_ups = nn.ModuleList(Upsample(widths[i + 1], i in temporal_at) for i in levels)
+        levels = list(reversed(range(num_levels)))
+        self.decoder_ups = nn.ModuleList(Upsample(widths[i + 1], i in spatial_at, i in temporal_at) for i in levels)
         self.decoder_blocks = nn.ModuleList(ResBlock3d(widths[i + 1], widths[i]) for i in levels)
         self.decoder_norm = _norm(widths[0])
-        self.decoder_out = CausalConv3d(widths[0], in_channels)
+        self.decoder_out = CausalConv3d(widths[0], wavelet_channels)
 
     # -- shapes -----------------------------------------------------------------------------------
     def check_video(self, video: Tensor) -> int:
@@ -209,7 +266,7 @@ class CausalVideoTokenizer(WorldModelMixin, ConfigMixin):
 
     # -- encode / decode ---------------------------------------------------------------------------
     def _encode_raw(self, x: Tensor, state: StreamingState | None) -> Tensor:
-        h = self.encoder_in(x, state)
+        h = self.encoder_in(_per_frame(haar_analysis, x, self.config.wavelet_levels), state)
         for block, down in zip(self.encoder_blocks, self.encoder_downs, strict=True):
             h = down(block(h, state), state)
         h = self.encoder_mid[0](h, state)
@@ -224,7 +281,8 @@ class CausalVideoTokenizer(WorldModelMixin, ConfigMixin):
         h = self.decoder_mid[1](h, state)
         for up, block in zip(self.decoder_ups, self.decoder_blocks, strict=True):
             h = block(up(h, state), state)
-        return self.decoder_out(F.silu(self.decoder_norm(h)), state)
+        h = self.decoder_out(F.silu(self.decoder_norm(h)), state)
+        return _per_frame(haar_synthesis, h, self.config.wavelet_levels)
 
     def _stats(self, z: Tensor) -> tuple[Tensor, Tensor] | None:
         c = self.config
