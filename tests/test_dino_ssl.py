@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from transformers import Dinov2Config, Dinov2Model
 
-from wm_hub.models.dino_wm.ssl_dino_wm import DinoSelfSupervision, DinoSSLConfig, random_crops
+from wm_hub.models.dino_wm.ssl_dino_wm import DinoSelfSupervision, DinoSSLConfig, ProjectionHead, random_crops
 
 
 def tiny() -> DinoSelfSupervision:
@@ -44,3 +44,17 @@ def test_losses_train_the_student_and_the_teacher_follows_by_ema():
     ssl.update_teacher(0.0)  # momentum 0: the teacher becomes the student
     assert all(torch.equal(a, b) for a, b in zip(ssl.student.parameters(), ssl.teacher.parameters(), strict=True))
     assert ssl.dino_center.abs().sum() > 0  # the centre follows the teacher's outputs
+
+
+def test_prototypes_keep_unit_norm_so_logits_are_cosines():
+    """A learned prototype norm can shrink the logits to a uniform output (DINO loss stuck at ln K)."""
+    torch.manual_seed(0)
+    head = ProjectionHead(8, 16, 4, 32)
+    optimizer = torch.optim.SGD([p for p in head.parameters() if p.requires_grad], lr=1.0)
+    for _ in range(3):  # pushing every logit towards 0 cannot change the prototypes' norm
+        head(torch.randn(64, 8)).pow(2).mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    torch.testing.assert_close(head.prototypes.weight.norm(dim=1), torch.ones(32))
+    logits = head(torch.randn(64, 8))
+    assert logits.abs().max() <= 1 + 1e-5 and logits.abs().max() > 0.5

@@ -33,7 +33,7 @@ class SelfAttention(nn.Module):
     """Self-attention over the second-to-last axis of `(B, L, D)` inputs.
 
     With `past` = (k, v) of earlier positions `(B, heads, L_past, head_dim)`, queries attend to those
-    too (a key/value cache); the new (k, v), past included, are returned for the caller to keep.
+    too (a key/value cache); the (k, v) of the new positions are returned for the caller to append.
     """
 
     def __init__(self, dim: int, num_heads: int, causal: bool = False, rotary: bool = False) -> None:
@@ -48,22 +48,31 @@ class SelfAttention(nn.Module):
     def forward(
         self, x: Tensor, past: tuple[Tensor, Tensor] | None = None, start: int = 0
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """`x` `(B, L, D)`, positions `start .. start+L-1` -> `(B, L, D)` and the full (k, v)."""
+        """`x` `(B, L, D)`, positions `start .. start+L-1` -> `(B, L, D)` and the new positions' (k, v)."""
         B, L, D = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, h, L, hd)
         if self.rotary is not None:
             positions = torch.arange(start, start + L, device=x.device)
             q, k = self.rotary(q, positions), self.rotary(k, positions)
-        if past is not None:
-            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
-        if self.causal and L > 1:
-            # Query i (absolute position start+i) sees every key up to its own position.
-            offset = k.shape[2] - L
-            mask = torch.ones(L, k.shape[2], dtype=torch.bool, device=x.device).tril(diagonal=offset)
+        mask = torch.ones(L, L, dtype=torch.bool, device=x.device).tril() if self.causal and L > 1 else None
+        if past is None or past[0].shape[2] == 0:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         else:
-            out = F.scaled_dot_product_attention(q, k, v)
+            out = attend_with_past(q, k, v, past, mask)
         return self.proj(out.transpose(1, 2).reshape(B, L, D)), (k, v)
+
+
+def attend_with_past(q: Tensor, k: Tensor, v: Tensor, past: tuple[Tensor, Tensor], mask: Tensor | None) -> Tensor:
+    """Attention of `q` `(B, h, L, hd)` over cached keys/values `past` `(B, h, P, hd)` and the new `k`, `v`
+    `(B, h, L, hd)` (`mask` `(L, L)`, True = attend, among the new ones), without concatenating the cache:
+    the scores are joined instead, so a query frame refined many times (MaskGIT) never copies the cache."""
+    scale = q.shape[-1] ** -0.5
+    new = (q @ k.transpose(-1, -2)) * scale  # (B, h, L, L)
+    if mask is not None:
+        new = new.masked_fill(~mask, float("-inf"))
+    weights = torch.cat([(q @ past[0].transpose(-1, -2)) * scale, new], dim=-1).softmax(dim=-1)
+    P = past[0].shape[2]
+    return weights[..., :P] @ past[1] + weights[..., P:] @ v
 
 
 class RotaryEmbedding3D(nn.Module):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -120,6 +121,9 @@ class STTransformer(nn.Module):
             x, kv = block(x, past=cache.past(i) if cache is not None else None, start=start, cond=cond)
             new_kv.append(kv)
         if cache is not None and commit:
+            if cache.kv:
+                new_kv = [(torch.cat([pk, k], dim=2), torch.cat([pv, v], dim=2))
+                          for (pk, pv), (k, v) in zip(cache.kv, new_kv, strict=True)]
             drop = max(0, new_kv[0][0].shape[2] - cache.max_frames + 1) if cache.max_frames else 0
             cache.kv = [(k[:, :, drop:], v[:, :, drop:]) for k, v in new_kv]
             cache.position += x.shape[1]

@@ -44,13 +44,21 @@ class DinoSSLConfig:
 
 
 class ProjectionHead(nn.Module):
-    """MLP -> L2-normalised bottleneck -> weight-normalised prototypes: `(..., D)` -> logits `(..., K)`."""
+    """MLP -> L2-normalised bottleneck -> unit-norm prototypes: `(..., D)` -> logits `(..., K)`, the cosine
+    similarities to the prototypes, in [-1, 1].
+
+    The prototypes' norm is fixed at 1 (DINO's `norm_last_layer`): the temperatures alone set how sharp
+    the distributions are. A learned norm lets the head shrink its logits until every output is uniform,
+    a fixed point where the DINO loss stays at ln K and the CLS token learns nothing."""
 
     def __init__(self, dim: int, hidden: int, bottleneck: int, num_prototypes: int) -> None:
         super().__init__()
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
                                  nn.Linear(hidden, bottleneck))
         self.prototypes = nn.utils.parametrizations.weight_norm(nn.Linear(bottleneck, num_prototypes, bias=False))
+        norm = self.prototypes.parametrizations.weight.original0  # (K, 1)
+        norm.data.fill_(1.0)
+        norm.requires_grad_(False)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.prototypes(F.normalize(self.mlp(x), dim=-1))

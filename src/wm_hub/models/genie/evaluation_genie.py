@@ -64,18 +64,19 @@ def code_usage(codes: dict[int, Counter], num_actions: int) -> tuple[float, floa
 
 @torch.no_grad()
 def rollout_psnr(
-    pipe: GeniePipeline, dataset, frames: int, count: int, steps: int | None = None, seed: int = 0
+    pipe: GeniePipeline, dataset, frames: int, count: int, steps: int | None = None, seed: int = 0,
+    temperature: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Roll out `frames` frames from the first frame of held-out clips, with latent actions inferred
-    from each clip and with random latent actions. Returns (real, inferred-action, random-action)
-    videos `(B, frames+1, C, H, W)`."""
+    from each clip and with random latent actions (MaskGIT `steps` and `temperature` default to the
+    config's). Returns (real, inferred-action, random-action) videos `(B, frames+1, C, H, W)`."""
     reals, inferred, randoms = [], [], []
     g = torch.Generator().manual_seed(seed)
     for batch in sample_clips(dataset, frames + 1, count):
         video = batch["frames"].to(pipe.device)
         actions = pipe.infer_actions(video)
         random_actions = torch.randint(0, pipe.num_actions, actions.shape, generator=g)
-        kwargs = {"output_type": "pt", "num_inference_steps": steps}
+        kwargs = {"output_type": "pt", "num_inference_steps": steps, "temperature": temperature}
         inferred.append(pipe(video[:, 0], actions, generator=g, **kwargs).frames)
         randoms.append(pipe(video[:, 0], random_actions, generator=g, **kwargs).frames)
         reals.append(video)
