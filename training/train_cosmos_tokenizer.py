@@ -5,7 +5,9 @@
     accelerate launch training/train_cosmos_tokenizer.py --variant continuous --stage 2
     accelerate launch training/train_cosmos_tokenizer.py --variant discrete --stage 1 --compression 8x8x8
 
-Stage 1: L1 reconstruction. Stage 2 (from stage 1's weights) adds, as the Cosmos report describes, a
+Stage 1: L1 reconstruction, plus an MSE term (`loss_weights: {mse: ...}`): on these clips, mostly flat
+background around small objects, L1's sign gradients from the almost-right background drown out the
+objects' (an 8-clip overfit reached 21.0 dB in 300 steps with L1 alone, 24.9 dB with L1 + MSE). Stage 2 (from stage 1's weights) adds, as the Cosmos report describes, a
 temporal-smoothness loss and a Gram-matrix (texture / sharpness) loss. We have no optical-flow network
 or VGG here (nothing is downloaded), so the temporal loss matches frame differences of reconstruction
 and input (a flow-free stand-in), and the Gram matrices are of 4x4 pixel-patch features at two scales.
@@ -53,8 +55,8 @@ def make_step(stage: int, weights: dict[str, float]):
     def step(model: CausalVideoTokenizer, batch: dict) -> dict:
         video = batch["frames"]
         reconstruction = model(video).sample
-        logs = {"l1": F.l1_loss(reconstruction, video)}
-        loss = logs["l1"]
+        logs = {"l1": F.l1_loss(reconstruction, video), "mse": F.mse_loss(reconstruction, video)}
+        loss = logs["l1"] + weights.get("mse", 0.0) * logs["mse"]
         if stage == 2:
             logs["temporal"] = temporal_loss(reconstruction, video)
             logs["gram"] = gram_loss(reconstruction, video)
