@@ -1,6 +1,6 @@
-"""Genie: frames per second of `session.step` on this CPU at 64x64, by MaskGIT steps and dtype, and the
-PSNR each setting costs against 25 steps (16-frame rollouts driven by inferred latent actions, on
-held-out levels).
+"""Genie: frames per second of `session.step` on this CPU at 64x64, by MaskGIT steps, temperature and
+dtype, and the PSNR each setting costs against 25 steps at the config's temperature (16-frame rollouts
+driven by inferred latent actions, on held-out levels).
 
     python -m benchmarks genie                       # as part of `make bench`
     python -m benchmarks.bench_genie --name FOLDER --clips 32
@@ -21,10 +21,11 @@ from wm_hub.models.genie.evaluation_genie import PSNR_CAP, rollout_psnr
 from wm_hub.models.genie.play_genie import platformer_prompts
 
 
-def frames_per_second(pipe, steps: int, frames: int = 24, dtype: torch.dtype = torch.float32) -> float:
+def frames_per_second(pipe, steps: int, temperature: float | None = None, frames: int = 24,
+                      dtype: torch.dtype = torch.float32) -> float:
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
         session = pipe.start(platformer_prompts(1)[0], generator=torch.Generator().manual_seed(0),
-                             num_inference_steps=steps)
+                             num_inference_steps=steps, temperature=temperature)
         session.step(0)  # warm-up
         begin = time.perf_counter()
         for i in range(frames):
@@ -32,28 +33,38 @@ def frames_per_second(pipe, steps: int, frames: int = 24, dtype: torch.dtype = t
     return frames / (time.perf_counter() - begin)
 
 
+# (MaskGIT steps, temperature (None: the config's), dtype): every step count at the config's temperature
+# in both dtypes, and greedy decoding (temperature 0), which keeps more quality at few steps.
+SETTINGS = [(steps, None, dtype) for steps in (25, 8, 4, 2, 1) for dtype in (torch.float32, torch.bfloat16)]
+SETTINGS += [(steps, 0.0, torch.float32) for steps in (8, 4, 3, 2, 1)]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--name", default="genie-platformer-64")
     parser.add_argument("--clips", type=int, default=16)
+    parser.add_argument("--steps", type=int, nargs="+", default=None,
+                        help="only these MaskGIT step counts (the first row is the reference)")
     args = parser.parse_args(argv or [])
+    settings = [s for s in SETTINGS if args.steps is None or s[0] in args.steps]
     torch.set_num_threads(2)
     pipe = load(args.name)
     held_out = record_episodes(PlatformerEnv(), 8, policy=ExplorationPolicy(7), max_steps=40, seed=2_000_000,
                                progress=False)
     reference = None
     print(f"{args.name}, {torch.get_num_threads()} threads, 64x64")
-    print("| MaskGIT steps | dtype | frames/s | 16-frame PSNR (dB) | vs 25 steps (dB) |")
-    print("|---|---|---|---|---|")
-    for steps in (25, 8, 4, 2, 1):
-        for dtype in (torch.float32, torch.bfloat16):
-            fps = frames_per_second(pipe, steps, dtype=dtype)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
-                real, inferred, _ = rollout_psnr(pipe, held_out, frames=16, count=args.clips, steps=steps)
-            value = psnr(inferred[:, 1:].float(), real[:, 1:]).clamp(max=PSNR_CAP).mean().item()  # as the card
-            reference = value if reference is None else reference
-            name = "bf16" if dtype == torch.bfloat16 else "fp32"
-            print(f"| {steps} | {name} | {fps:.1f} | {value:.2f} | {value - reference:+.2f} |", flush=True)
+    print(f"| MaskGIT steps | temperature | dtype | frames/s | 16-frame PSNR (dB) | vs {settings[0][0]} steps (dB) |")
+    print("|---|---|---|---|---|---|")
+    for steps, temperature, dtype in settings:
+        fps = frames_per_second(pipe, steps, temperature, dtype=dtype)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            real, inferred, _ = rollout_psnr(pipe, held_out, frames=16, count=args.clips, steps=steps,
+                                             temperature=temperature)
+        value = psnr(inferred[:, 1:].float(), real[:, 1:]).clamp(max=PSNR_CAP).mean().item()  # as the card
+        reference = value if reference is None else reference
+        name = "bf16" if dtype == torch.bfloat16 else "fp32"
+        shown = pipe.dynamics.config.maskgit_temperature if temperature is None else temperature
+        print(f"| {steps} | {shown:g} | {name} | {fps:.1f} | {value:.2f} | {value - reference:+.2f} |", flush=True)
 
 
 if __name__ == "__main__":

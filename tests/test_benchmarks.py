@@ -61,3 +61,27 @@ def test_dino_wm_table(tmp_path, capsys):
     rows = [line.split("|")[1:-1] for line in lines[3:]]
     assert [r[0].strip() for r in rows] == ["CEM", "GD"] and all(float(r[2]) > 0 for r in rows)
     assert all(0 < float(r[3].strip(" %")) + float(r[4].strip(" %")) <= 100 for r in rows)
+
+
+def test_genie_table(tmp_path, capsys):
+    from benchmarks import bench_genie
+    from wm_hub.models.genie.configuration_genie import DynamicsConfig, GenieTokenizerConfig, LatentActionConfig
+    from wm_hub.models.genie.modeling_genie import DynamicsModel, LatentActionModel, VideoTokenizer
+    from wm_hub.models.genie.pipeline_genie import GeniePipeline
+
+    torch.manual_seed(0)
+    GeniePipeline(
+        tokenizer=VideoTokenizer(GenieTokenizerConfig(image_size=64, patch_size=16, hidden_size=16, encoder_layers=1,
+                                                      decoder_layers=1, num_heads=2, codebook_size=32, code_dim=8)),
+        dynamics=DynamicsModel(DynamicsConfig(vocab_size=32, grid_size=4, num_actions=4, hidden_size=16, num_layers=1,
+                                              num_heads=2, maskgit_steps=25)),
+        lam=LatentActionModel(LatentActionConfig(image_size=64, patch_size=16, hidden_size=16, encoder_layers=1,
+                                                 decoder_layers=1, num_heads=2, num_actions=4, code_dim=8)),
+    ).save_pretrained(tmp_path / "genie")
+    bench_genie.main(["--name", str(tmp_path / "genie"), "--clips", "1", "--steps", "2", "1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[1].startswith("| MaskGIT steps | temperature | dtype | frames/s")
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines[3:]]
+    assert [(int(r[0]), float(r[1]), r[2]) for r in rows] == [
+        (2, 1.0, "fp32"), (2, 1.0, "bf16"), (1, 1.0, "fp32"), (1, 1.0, "bf16"), (2, 0.0, "fp32"), (1, 0.0, "fp32")]
+    assert rows[0][-1] == "+0.00" and all(float(r[3]) > 0 for r in rows)

@@ -122,8 +122,10 @@ def write_tokenizer_card(folder, model: CausalVideoTokenizer, metrics: list[Metr
         pipeline_tag="feature-extraction",
         summary=(
             f"A Cosmos-style causal video tokenizer ({compression_name(model)}: {c.temporal_compression}x temporal, "
-            f"{c.spatial_compression}x{c.spatial_compression} spatial compression) with {bottleneck}. Causal 3D "
-            "convolutions and per-frame attention: the first frame is encoded alone, then each group of "
+            f"{c.spatial_compression}x{c.spatial_compression} spatial compression) with {bottleneck}. As in Cosmos, it "
+            f"works in wavelet space ({c.wavelet_levels}-level Haar per frame), with factorised causal 3D "
+            "convolutions (1x3x3 then 3x1x1) and per-frame attention: the first frame is encoded alone, then each "
+            "group of "
             f"{c.temporal_compression} frames, and encoding the first frames of a clip gives exactly the first "
             "latents of the whole clip. Trained on wm_hub's captioned 2D physics clips (64x64)."
         ),
