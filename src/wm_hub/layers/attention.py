@@ -93,7 +93,10 @@ class RotaryEmbedding3D(nn.Module):
         if x.shape[-2] != T * H * W:
             raise ValueError(f"expected {T}*{H}*{W} = {T * H * W} tokens, got {x.shape[-2]}")
         coords = torch.stack(torch.meshgrid(*(torch.arange(n, device=x.device) for n in grid), indexing="ij"))
-        coords = coords.flatten(1)  # (3, T*H*W)
+        return self.rotate(x, coords.flatten(1))
+
+    def rotate(self, x: Tensor, coords: Tensor) -> Tensor:
+        """Rotate `x` `(..., L, head_dim)` by integer (t, h, w) coordinates `coords` `(3, L)`."""
         parts = x.split(self.dims, dim=-1)
         return torch.cat([rope(part, pos) for rope, part, pos in zip(self.axes, parts, coords, strict=True)], dim=-1)
 
@@ -103,7 +106,9 @@ class Attention(nn.Module):
     (cross-attention), with optional rotary positions on queries and keys (self-attention) and a
     `context_mask` `(B, S)` (True = attend) for padded contexts, and an `attn_mask` `(L, S)` (True = attend,
     e.g. a causal mask). Heads are `head_dim` wide (default `dim // num_heads`), so a token width that
-    does not split into heads (a feature with an action embedding concatenated) still works."""
+    does not split into heads (a feature with an action embedding concatenated) still works. A `kv_cache`
+    callable, given the new keys and values `(B, heads, L, head_dim)` (after rotary), returns those of
+    every position so far (e.g. `transformers` `Cache.update` for one layer)."""
 
     def __init__(self, dim: int, num_heads: int, context_dim: int | None = None, head_dim: int | None = None) -> None:
         super().__init__()
@@ -124,6 +129,7 @@ class Attention(nn.Module):
         rotary: Callable[[Tensor], Tensor] | None = None,
         context_mask: Tensor | None = None,
         attn_mask: Tensor | None = None,
+        kv_cache: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
     ) -> Tensor:
         B, L, _ = x.shape
         source = x if context is None else context
@@ -131,6 +137,8 @@ class Attention(nn.Module):
         k, v = self.to_kv(source).view(B, source.shape[1], 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         if rotary is not None:
             q, k = rotary(q), rotary(k)
+        if kv_cache is not None:
+            k, v = kv_cache(k, v)  # (B, h, S_past + S, hd)
         mask = context_mask[:, None, None, :] if context_mask is not None else None  # (B, 1, 1, S)
         if attn_mask is not None:
             mask = attn_mask if mask is None else mask & attn_mask
