@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -95,3 +96,50 @@ def test_bad_input_and_round_trip(tmp_path):
     assert isinstance(loaded, WorldARModel)
     with torch.no_grad():
         torch.testing.assert_close(loaded(ids(), use_cache=False).logits, model(ids(), use_cache=False).logits)
+
+
+def tiny_pipeline(cross_attention_dim: int | None = None):
+    from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
+    from wm_hub.models.cosmos.pipeline_cosmos import ARVideo2WorldPipeline
+
+    torch.manual_seed(0)
+    vae = CausalVideoTokenizer(base_channels=8, channel_multipliers=(1, 2, 2, 2), num_heads=2, quantizer="discrete",
+                               fsq_levels=(4, 3))
+    config = WorldARConfig(fsq_levels=(4, 3), latent_height=2, latent_width=2, max_latent_frames=3, hidden_size=24,
+                           num_hidden_layers=1, num_attention_heads=2)
+    return ARVideo2WorldPipeline(transformer=WorldARModel(config), vae=vae)
+
+
+def test_ar_pipeline_continues_a_video_reproducibly(tmp_path):
+    from wm_hub.models.cosmos.pipeline_cosmos import ARVideo2WorldPipeline
+
+    pipe = tiny_pipeline()
+    image = torch.rand(1, 3, 16, 16) * 2 - 1
+    out = pipe(image=image, num_frames=9, generator=torch.Generator().manual_seed(0), output_type="pt").frames
+    assert out.shape == (1, 9, 3, 16, 16)
+    again = pipe(image=image, num_frames=9, generator=torch.Generator().manual_seed(0), output_type="pt").frames
+    torch.testing.assert_close(out, again)
+    # The given frame's tokens are kept: its reconstruction starts the video.
+    torch.testing.assert_close(out[:, 0], pipe.vae.detokenize(pipe.vae.tokenize(image[:, None]), 1)[:, 0].clamp(-1, 1))
+    # Longer than the context of 3 latent frames: generated window by window.
+    long = pipe(image=image, num_frames=17, do_sample=False, output_type="np").frames
+    assert long.shape == (1, 17, 16, 16, 3) and long.dtype == np.uint8
+    pipe.save_pretrained(tmp_path / "ar")
+    loaded = ARVideo2WorldPipeline.from_pretrained(tmp_path / "ar")
+    torch.testing.assert_close(
+        loaded(image=image, num_frames=9, generator=torch.Generator().manual_seed(0), output_type="pt").frames, out)
+
+
+def test_ar_pipeline_bad_input():
+    pipe = tiny_pipeline()
+    image = torch.rand(1, 3, 16, 16) * 2 - 1
+    with pytest.raises(ValueError, match="leave nothing to generate"):
+        pipe(image=image, num_frames=1)
+    with pytest.warns(UserWarning, match="exceed the model's context of 3: it sees the last 2"):
+        out = pipe(video=torch.rand(1, 13, 3, 16, 16) * 2 - 1, num_frames=17, do_sample=False, output_type="pt")
+    assert out.frames.shape[1] == 17  # the 13 given frames (4 latent frames), then one generated latent frame
+    with pytest.raises(ValueError, match="needs the discrete tokenizer"):
+        from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
+        from wm_hub.models.cosmos.pipeline_cosmos import ARVideo2WorldPipeline
+
+        ARVideo2WorldPipeline(transformer=pipe.transformer, vae=CausalVideoTokenizer(base_channels=8, num_heads=2))

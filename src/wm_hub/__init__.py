@@ -43,6 +43,9 @@ _LAZY_IMPORTS = {
     "WorldTransformer3DModel": "wm_hub.models.cosmos.transformer_cosmos",
     "Text2WorldPipeline": "wm_hub.models.cosmos.pipeline_cosmos",
     "Video2WorldPipeline": "wm_hub.models.cosmos.pipeline_cosmos",
+    "WorldARConfig": "wm_hub.models.cosmos.configuration_cosmos",
+    "WorldARModel": "wm_hub.models.cosmos.modeling_cosmos",
+    "ARVideo2WorldPipeline": "wm_hub.models.cosmos.pipeline_cosmos",
     # DINO-WM
     "DinoWMConfig": "wm_hub.models.dino_wm.configuration_dino_wm",
     "DinoWMModel": "wm_hub.models.dino_wm.modeling_dino_wm",

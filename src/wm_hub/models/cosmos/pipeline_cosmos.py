@@ -1,4 +1,5 @@
-"""Cosmos-style Text2World and Video2World pipelines over the diffusion world model.
+"""Cosmos-style pipelines: Text2World and Video2World over the diffusion world model, and Video2World over
+the autoregressive one (`ARVideo2WorldPipeline`).
 
     pipe = Text2WorldPipeline.from_pretrained("cosmos-dit-physics-64")
     video = pipe("a red ball falls and bounces", num_frames=17, generator=torch.Generator().manual_seed(0)).frames
@@ -11,6 +12,9 @@ Sampling is EDM Euler (diffusers' `EDMEulerScheduler`) over the causal tokenizer
 conditioning latent frames (Video2World) replace the noisy ones at every step, carry a small noise level
 of their own (the transformer's `conditioning_sigma`) and are flagged by the condition mask, as in diffusers' Cosmos
 pipelines. Classifier-free guidance mixes the denoiser's outputs with and without the text.
+
+`ARVideo2WorldPipeline` tokenizes the given frames with the discrete tokenizer, continues the token
+sequence with `WorldARModel.generate()` (temperature, top-k, top-p) and decodes the tokens.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from torch import Tensor
 from transformers import PreTrainedTokenizerFast, T5EncoderModel
 
 from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
+from wm_hub.models.cosmos.modeling_cosmos import WorldARModel
 from wm_hub.models.cosmos.transformer_cosmos import WorldTransformer3DModel
 from wm_hub.pipeline_utils import OUTPUT_TYPES, ImageInput, WorldModelPipeline, postprocess_video, preprocess_images
 
@@ -42,9 +47,73 @@ class WorldPipelineOutput(BaseOutput):
     frames: np.ndarray | Tensor | list[list[PIL.Image.Image]]
 
 
-class _WorldPipeline(WorldModelPipeline):
-    """What Text2World and Video2World share: prompt encoding, the guided EDM sampling loop with
-    conditioning latents, decoding."""
+class _CosmosPipeline(WorldModelPipeline):
+    """What every Cosmos-style pipeline shares: frame counts that fit the causal tokenizer (`vae`), prompt
+    encoding with the text encoder, and conditioning frames from an image or a video."""
+
+    @property
+    def latent_size(self) -> int:
+        """The side of the world model's latent frames (each pipeline reads it from its transformer)."""
+        raise NotImplementedError
+
+    @property
+    def image_size(self) -> int:
+        """The frame size the world model was trained on (its latent size times the tokenizer's compression)."""
+        return self.latent_size * self.vae.config.spatial_compression
+
+    @property
+    def frame_groups(self) -> int:
+        return self.vae.config.temporal_compression
+
+    def valid_num_frames(self, num_frames: int) -> int:
+        """`num_frames` rounded up to 1 + k * temporal_compression (with a warning if it changed)."""
+        if num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+        tc = self.frame_groups
+        fitted = 1 + (self.vae.latent_frames(num_frames) - 1) * tc
+        if fitted != num_frames:
+            warnings.warn(f"num_frames={num_frames} does not fit the tokenizer's {tc}x temporal compression "
+                          f"(1 + k*{tc}): generating {fitted} frames", stacklevel=3)
+        return fitted
+
+    @torch.no_grad()
+    def encode_prompt(self, prompt: str | list[str]) -> tuple[Tensor, Tensor]:
+        """Prompt(s) -> text hidden states `(B, S, text_dim)` and attention mask `(B, S)`; a prompt longer
+        than the tokenizer's `model_max_length` is cut (with a warning)."""
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        limit = self.tokenizer.model_max_length
+        for p in prompts:
+            if len(self.tokenizer.tokenize(p)) + 1 > limit:  # + the closing eos
+                warnings.warn(f"prompt of more than {limit} tokens truncated: {p!r}", stacklevel=3)
+        batch = self.tokenizer(prompts, padding="max_length", truncation=True, max_length=limit, return_tensors="pt")
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        hidden = self.text_encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        return hidden.last_hidden_state, batch["attention_mask"]
+
+    def preprocess_video(self, image: VideoInput | None, video: VideoInput | None) -> Tensor:
+        """An image, or a video (a list of images, a uint8 array `(T, H, W, 3)`, or a tensor `(B, T, 3, H, W)`
+        in [-1, 1]) -> `(B, T, 3, H, W)` with T = 1 + k * temporal_compression (later frames are dropped,
+        with a warning)."""
+        if (image is None) == (video is None):
+            raise ValueError("pass exactly one of `image` or `video`")
+        size = self.image_size
+        if image is not None:
+            frames = preprocess_images(image, size, "image")[:, None]  # (B, 1, 3, H, W)
+        elif isinstance(video, Tensor) and video.dim() == 5:
+            B, T = video.shape[:2]
+            frames = preprocess_images(video.flatten(0, 1), size, "video frame").view(B, T, 3, size, size)
+        else:
+            frames = preprocess_images(video, size, "video frame")[None]  # one video (1, T, 3, H, W)
+        T = frames.shape[1]
+        usable = 1 + (T - 1) // self.frame_groups * self.frame_groups
+        if usable != T:
+            warnings.warn(f"{T} conditioning frames do not fit the tokenizer's {self.frame_groups}x temporal "
+                          f"compression: using the first {usable}", stacklevel=3)
+        return frames[:, :usable].to(self.device)
+
+
+class _WorldPipeline(_CosmosPipeline):
+    """What Text2World and Video2World share: the guided EDM sampling loop with conditioning latents."""
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"
     _callback_tensor_inputs = ["latents", "denoised"]
@@ -65,41 +134,9 @@ class _WorldPipeline(WorldModelPipeline):
         for module in (transformer, vae, text_encoder):
             module.eval()
 
-    # -- sizes ------------------------------------------------------------------------------------
     @property
-    def image_size(self) -> int:
-        """The frame size the world model was trained on (its latent size times the tokenizer's compression)."""
-        return self.transformer.config.sample_size * self.vae.config.spatial_compression
-
-    @property
-    def frame_groups(self) -> int:
-        return self.vae.config.temporal_compression
-
-    def valid_num_frames(self, num_frames: int) -> int:
-        """`num_frames` rounded up to 1 + k * temporal_compression (with a warning if it changed)."""
-        if num_frames < 1:
-            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-        tc = self.frame_groups
-        fitted = 1 + (self.vae.latent_frames(num_frames) - 1) * tc
-        if fitted != num_frames:
-            warnings.warn(f"num_frames={num_frames} does not fit the tokenizer's {tc}x temporal compression "
-                          f"(1 + k*{tc}): generating {fitted} frames", stacklevel=3)
-        return fitted
-
-    # -- text -------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def encode_prompt(self, prompt: str | list[str]) -> tuple[Tensor, Tensor]:
-        """Prompt(s) -> text hidden states `(B, S, text_dim)` and attention mask `(B, S)`; a prompt longer
-        than the tokenizer's `model_max_length` is cut (with a warning)."""
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        limit = self.tokenizer.model_max_length
-        for p in prompts:
-            if len(self.tokenizer.tokenize(p)) + 1 > limit:  # + the closing eos
-                warnings.warn(f"prompt of more than {limit} tokens truncated: {p!r}", stacklevel=3)
-        batch = self.tokenizer(prompts, padding="max_length", truncation=True, max_length=limit, return_tensors="pt")
-        batch = {k: v.to(self.device) for k, v in batch.items()}
-        hidden = self.text_encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        return hidden.last_hidden_state, batch["attention_mask"]
+    def latent_size(self) -> int:
+        return self.transformer.config.sample_size
 
     # -- sampling ---------------------------------------------------------------------------------
     def denoise(
@@ -227,27 +264,6 @@ class Text2WorldPipeline(_WorldPipeline):
 class Video2WorldPipeline(_WorldPipeline):
     """Prompt + an image or the first frames of a video -> the video continued."""
 
-    def preprocess_video(self, image: VideoInput | None, video: VideoInput | None) -> Tensor:
-        """An image, or a video (a list of images, a uint8 array `(T, H, W, 3)`, or a tensor `(B, T, 3, H, W)`
-        in [-1, 1]) -> `(B, T, 3, H, W)` with T = 1 + k * temporal_compression (later frames are dropped,
-        with a warning)."""
-        if (image is None) == (video is None):
-            raise ValueError("pass exactly one of `image` or `video`")
-        size = self.image_size
-        if image is not None:
-            frames = preprocess_images(image, size, "image")[:, None]  # (B, 1, 3, H, W)
-        elif isinstance(video, Tensor) and video.dim() == 5:
-            B, T = video.shape[:2]
-            frames = preprocess_images(video.flatten(0, 1), size, "video frame").view(B, T, 3, size, size)
-        else:
-            frames = preprocess_images(video, size, "video frame")[None]  # one video (1, T, 3, H, W)
-        T = frames.shape[1]
-        usable = 1 + (T - 1) // self.frame_groups * self.frame_groups
-        if usable != T:
-            warnings.warn(f"{T} conditioning frames do not fit the tokenizer's {self.frame_groups}x temporal "
-                          f"compression: using the first {usable}", stacklevel=3)
-        return frames[:, :usable]
-
     @torch.no_grad()
     def __call__(
         self,
@@ -266,4 +282,94 @@ class Video2WorldPipeline(_WorldPipeline):
         condition = self.preprocess_video(image, video)
         frames = self.generate(prompt, negative_prompt, condition, num_frames, num_inference_steps,
                                guidance_scale, generator, output_type, callback_on_step_end)
+        return WorldPipelineOutput(frames=frames) if return_dict else (frames,)
+
+
+class ARVideo2WorldPipeline(_CosmosPipeline):
+    """An image or the first frames of a video (+ a prompt if the model was trained with text) -> the video
+    continued by the autoregressive world model over the discrete tokenizer's tokens.
+
+    Frames become token ids with `vae.tokenize`, `transformer.generate()` samples the following latent
+    frames' tokens (sampling settings as transformers': `temperature`, `top_k`, `top_p`, `do_sample`), and
+    `vae.detokenize` turns the whole sequence back into frames. A video longer than the model's context
+    (`max_latent_frames`) is generated window by window: each window keeps the last latent frames that
+    fit, re-encoded from position 0 (its positions are relative to the window). Conditioning longer than
+    the context is cut from the left for the model (with a warning); the output still starts with it."""
+
+    model_cpu_offload_seq = "text_encoder->transformer->vae"
+    _optional_components = ["text_encoder", "tokenizer"]
+
+    def __init__(
+        self,
+        transformer: WorldARModel,
+        vae: CausalVideoTokenizer,
+        text_encoder: T5EncoderModel | None = None,
+        tokenizer: PreTrainedTokenizerFast | None = None,
+    ) -> None:
+        super().__init__()
+        if vae.fsq is None or tuple(vae.config.fsq_levels) != tuple(transformer.config.fsq_levels):
+            raise ValueError(f"the autoregressive model needs the discrete tokenizer with FSQ levels "
+                             f"{tuple(transformer.config.fsq_levels)}, got {vae.config.quantizer!r} "
+                             f"{tuple(vae.config.fsq_levels)}")
+        if (transformer.config.cross_attention_dim is None) != (text_encoder is None):
+            raise ValueError("a text encoder (and its tokenizer) is needed exactly when the model has "
+                             f"cross_attention_dim (here {transformer.config.cross_attention_dim})")
+        self.register_modules(transformer=transformer, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer)
+        for module in (transformer, vae, text_encoder):
+            if module is not None:
+                module.eval()
+
+    @property
+    def latent_size(self) -> int:
+        return self.transformer.config.latent_height
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image: VideoInput | None = None,
+        video: VideoInput | None = None,
+        prompt: str | list[str] | None = None,
+        num_frames: int = 17,
+        do_sample: bool = True,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+    ) -> WorldPipelineOutput | tuple:
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        c = self.transformer.config
+        condition = self.preprocess_video(image, video)
+        tokens = self.vae.tokenize(condition).flatten(1)  # (B, T'c * h * w), (t, h, w) order
+        B, hw = tokens.shape[0], c.tokens_per_frame
+        num_frames = self.valid_num_frames(num_frames)
+        total = self.vae.latent_frames(num_frames)
+        if total <= tokens.shape[1] // hw:
+            raise ValueError(f"{condition.shape[1]} conditioning frames leave nothing to generate in "
+                             f"num_frames={num_frames}: ask for more frames")
+        if tokens.shape[1] // hw >= c.max_latent_frames:  # the windows below see the last frames only
+            warnings.warn(f"{tokens.shape[1] // hw} conditioning latent frames exceed the model's context of "
+                          f"{c.max_latent_frames}: it sees the last {c.max_latent_frames - 1}", stacklevel=2)
+        text = {}
+        if c.cross_attention_dim is not None:
+            if prompt is None:
+                raise ValueError("this model was trained with text: pass a `prompt`")
+            hidden, mask = self.encode_prompt(prompt)
+            text = {"encoder_hidden_states": hidden.expand(B, -1, -1), "encoder_attention_mask": mask.expand(B, -1)}
+        sampling = {"do_sample": True, "temperature": temperature, "top_k": top_k, "top_p": top_p} if do_sample \
+            else {"do_sample": False}
+        seed = int(torch.randint(2**62, (1,), generator=generator)) if generator is not None else None
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)  # generate() samples with the global generator
+            while tokens.shape[1] < total * hw:
+                window = tokens[:, -(c.max_latent_frames - 1) * hw:]
+                new = min(total * hw - tokens.shape[1], c.max_position_embeddings - window.shape[1])
+                out = self.transformer.generate(window, max_new_tokens=new, **sampling, **text)
+                tokens = torch.cat([tokens, out[:, window.shape[1]:]], dim=1)
+        grid = tokens.view(B, -1, c.latent_height, c.latent_width)
+        frames = self.vae.detokenize(grid, num_frames=1 + (grid.shape[1] - 1) * self.frame_groups).clamp(-1, 1)
+        frames = postprocess_video(frames, output_type)
         return WorldPipelineOutput(frames=frames) if return_dict else (frames,)
