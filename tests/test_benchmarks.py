@@ -85,3 +85,20 @@ def test_genie_table(tmp_path, capsys):
     assert [(int(r[0]), float(r[1]), r[2]) for r in rows] == [
         (2, 1.0, "fp32"), (2, 1.0, "bf16"), (1, 1.0, "fp32"), (1, 1.0, "bf16"), (2, 0.0, "fp32"), (1, 0.0, "fp32")]
     assert rows[0][-1] == "+0.00" and all(float(r[3]) > 0 for r in rows)
+
+
+def test_cosmos_ar_table(tmp_path, capsys):
+    from benchmarks import bench_cosmos_ar
+    from wm_hub.models.cosmos.configuration_cosmos import WorldARConfig
+    from wm_hub.models.cosmos.modeling_cosmos import WorldARModel
+
+    torch.manual_seed(0)
+    WorldARModel(WorldARConfig(fsq_levels=(4, 3), latent_height=2, latent_width=2, max_latent_frames=3, hidden_size=24,
+                               num_hidden_layers=1, num_attention_heads=2)).save_pretrained(tmp_path / "ar")
+    bench_cosmos_ar.main(["--name", str(tmp_path / "ar"), "--repeats", "1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines[3:]]
+    assert [(r[0], r[1]) for r in rows] == [("1", "yes"), ("1", "no"), ("2", "yes"), ("2", "no")]
+    assert all(float(r[2]) > 0 for r in rows)
+    bench_cosmos_ar.main(["--name", str(tmp_path / "missing")])
+    assert "not shipped here yet" in capsys.readouterr().out
