@@ -200,20 +200,17 @@ def object_position_error(generated: np.ndarray, real: np.ndarray, states: np.nd
 
 
 @torch.no_grad()
-def video2world_scores(pipe, dataset, count: int, steps: int, seed: int = 0) -> dict[str, float]:
-    """Video2World from the first frame of held-out clips: PSNR / SSIM of the first 8 and 16 generated
-    frames, the same for a copy-the-first-frame baseline, and the tracked-position error (16 frames)."""
-    from wm_hub.models.cosmos.pipeline_cosmos import Video2WorldPipeline
-
-    world = Video2WorldPipeline(**pipe.components)
-    clip_len = world.valid_num_frames(17)
+def continuation_scores(continue_fn, dataset, count: int, clip_len: int, seed: int = 0) -> dict[str, float]:
+    """Continuations of the first frame of held-out clips: PSNR / SSIM of the first 8 and 16 generated
+    frames, the same for a copy-the-first-frame baseline, and the tracked-position error (16 frames).
+    `continue_fn(batch, clip_len, generator)` returns the video `(B, clip_len, C, H, W)` in [-1, 1]
+    continued from `batch["frames"][:, :1]`."""
     rows: dict[str, list[torch.Tensor]] = {}
     errors = []
     g = torch.Generator().manual_seed(seed)
     for batch in sample_clips(dataset, clip_len, count):
         real = batch["frames"]  # (B, T, C, H, W)
-        out = world(batch["caption"], video=real[:, :1], num_frames=clip_len, num_inference_steps=steps,
-                    generator=g, output_type="pt").frames
+        out = continue_fn(batch, clip_len, g)
         copy = real[:, :1].expand_as(real)
         for name, video in (("generated", out), ("copy last frame", copy)):
             for n in (8, 16):
@@ -226,6 +223,32 @@ def video2world_scores(pipe, dataset, count: int, steps: int, seed: int = 0) -> 
     scores = {k: torch.cat(v).mean().item() for k, v in rows.items()}
     scores["position error"] = float(np.nanmean(errors))
     return scores
+
+
+def video2world_scores(pipe, dataset, count: int, steps: int, seed: int = 0) -> dict[str, float]:
+    """`continuation_scores` of the diffusion world model's Video2World, with the clip's caption."""
+    from wm_hub.models.cosmos.pipeline_cosmos import Video2WorldPipeline
+
+    world = Video2WorldPipeline(**pipe.components)
+
+    def continue_fn(batch: dict, clip_len: int, generator: torch.Generator) -> torch.Tensor:
+        return world(batch["caption"], video=batch["frames"][:, :1], num_frames=clip_len, num_inference_steps=steps,
+                     generator=generator, output_type="pt").frames
+
+    return continuation_scores(continue_fn, dataset, count, world.valid_num_frames(17), seed)
+
+
+def continuation_metrics(scores: dict[str, float], label: str) -> list[Metric]:
+    """The card rows of `continuation_scores`: the model's (`label`), the copy baseline's, the position error."""
+    metrics = []
+    for name in ("generated", "copy last frame"):
+        row = label if name == "generated" else "baseline: copy the first frame"
+        for n in (8, 16):
+            metrics.append(Metric(f"{row} PSNR, {n} frames", scores[f"{name} PSNR {n}"], "psnr", DATASET, "dB"))
+            metrics.append(Metric(f"{row} SSIM, {n} frames", scores[f"{name} SSIM {n}"], "ssim", DATASET))
+    metrics.append(Metric(f"{label} object position error, 16 frames", scores["position error"], "mae", DATASET,
+                          "px"))
+    return metrics
 
 
 @torch.no_grad()
@@ -255,15 +278,7 @@ def text2world_scores(pipe, dataset, count: int, steps: int, guidance_scales: tu
 
 def evaluate_world(pipe, dataset, count: int = 64, steps: int = 30) -> list[Metric]:
     """The world model card's numbers (see the module docstring)."""
-    v2w = video2world_scores(pipe, dataset, count, steps)
-    metrics = []
-    for name in ("generated", "copy last frame"):
-        label = "Video2World" if name == "generated" else "baseline: copy the first frame"
-        for n in (8, 16):
-            metrics.append(Metric(f"{label} PSNR, {n} frames", v2w[f"{name} PSNR {n}"], "psnr", DATASET, "dB"))
-            metrics.append(Metric(f"{label} SSIM, {n} frames", v2w[f"{name} SSIM {n}"], "ssim", DATASET))
-    metrics.append(Metric("Video2World object position error, 16 frames", v2w["position error"], "mae", DATASET,
-                          "px"))
+    metrics = continuation_metrics(video2world_scores(pipe, dataset, count, steps), "Video2World")
     guidance = pipe.default_guidance_scale
     t2w = text2world_scores(pipe, dataset, count, steps, (guidance, 1.0))
     metrics.append(Metric(f"Text2World caption accuracy (guidance {guidance:g})", t2w[f"guidance {guidance:g}"],
