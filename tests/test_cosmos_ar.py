@@ -33,6 +33,9 @@ def test_loss_is_the_cross_entropy_over_the_whole_codebook():
     assert out.logits.shape == (2, 12, 12)
     expected = F.cross_entropy(out.logits[:, 5:-1].reshape(-1, 12), tokens[:, 6:].reshape(-1))
     torch.testing.assert_close(out.loss, expected)
+    nll, correct = model.score(tokens)
+    torch.testing.assert_close(nll[:, 5:].mean(), expected)
+    assert torch.equal(correct, out.logits[:, :-1].argmax(-1) == tokens[:, 1:])
     assert model.digits(torch.tensor([0, 1, 4, 11])).tolist() == [[0, 0], [1, 0], [0, 1], [3, 2]]
 
 
@@ -143,3 +146,31 @@ def test_ar_pipeline_bad_input():
         from wm_hub.models.cosmos.pipeline_cosmos import ARVideo2WorldPipeline
 
         ARVideo2WorldPipeline(transformer=pipe.transformer, vae=CausalVideoTokenizer(base_channels=8, num_heads=2))
+
+
+def test_evaluation_and_card(tmp_path):
+    from wm_hub.cli import main as cli
+    from wm_hub.models.cosmos import evaluation_cosmos
+
+    assert cli(["data", "make", "physics", "--num-clips", "2", "--frames", "17", "--out", str(tmp_path / "d")]) == 0
+    config = WorldARConfig(fsq_levels=(4, 3), latent_height=8, latent_width=8, max_latent_frames=3, hidden_size=24,
+                           num_hidden_layers=1, num_attention_heads=2)
+    from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
+    from wm_hub.models.cosmos.pipeline_cosmos import ARVideo2WorldPipeline
+
+    torch.manual_seed(0)
+    vae = CausalVideoTokenizer(base_channels=8, channel_multipliers=(1, 2, 2, 2), num_heads=2, quantizer="discrete",
+                               fsq_levels=(4, 3))
+    pipe = ARVideo2WorldPipeline(transformer=WorldARModel(config), vae=vae)
+    measured = evaluation_cosmos.evaluate(pipe, str(tmp_path / "d"), count=2)
+    metrics = {m.name: m.value for m in measured}
+    assert 0 < metrics["teacher-forced next-token cross-entropy"] < 2 * np.log(12)
+    assert 0 <= metrics["teacher-forced next-token accuracy"] <= 1
+    assert {"Video2World (autoregressive) PSNR, 16 frames", "baseline: copy the first frame PSNR, 8 frames",
+            "Video2World (autoregressive) object position error, 16 frames"} <= set(metrics)
+    folder = tmp_path / "card"
+    pipe.save_pretrained(folder)
+    evaluation_cosmos.write_card(folder, pipe, measured, "wm-hub eval card --data d", "Trained for a test.")
+    card = (folder / "README.md").read_text()
+    assert "autoregressive world model" in card and "teacher-forced next-token accuracy" in card
+    assert "continued held-out scene" in evaluation_cosmos.demo(pipe, tmp_path / "gif", "ar")

@@ -5,13 +5,16 @@ Tokenizers, TokenBench-style: PSNR, SSIM, a temporal-consistency score (PSNR bet
 differences of reconstruction and input: high when motion is reproduced without flicker), and PSNR on
 out-of-distribution clips (the Genie platformer).
 
-Diffusion world models (the Text2World / Video2World pipelines):
+World models (the diffusion model's Text2World / Video2World pipelines, the autoregressive model's
+`ARVideo2WorldPipeline`):
 - Video2World from the first frame: PSNR / SSIM of the first 8 and 16 generated frames against the
   simulator's, beside a copy-the-last-frame baseline; the error of object positions tracked by colour
   in the generated frames against the simulated positions;
 - Text2World: the share of caption facts (objects present, their motion) seen in videos generated from
   held-out captions (`wm_hub.envs.physics_probe`), with and without guidance, beside the same score of
-  the real clips (the probe's ceiling).
+  the real clips (the probe's ceiling);
+- the autoregressive model: teacher-forced next-token cross-entropy and accuracy on held-out clips, and its
+  Video2World rows as above, beside the diffusion model's when `cosmos-dit-physics-64` is shipped.
 """
 
 from __future__ import annotations
@@ -60,8 +63,12 @@ def eval_clip_len(model: CausalVideoTokenizer) -> int:
 
 def evaluate(model, dataset, count: int = 64) -> list[Metric]:
     """The card's numbers of a tokenizer or a world-model pipeline (see the module docstring)."""
+    from wm_hub.models.cosmos.pipeline_cosmos import ARVideo2WorldPipeline
+
     if isinstance(model, CausalVideoTokenizer):
         return evaluate_tokenizer(model, dataset, count)
+    if isinstance(model, ARVideo2WorldPipeline):
+        return evaluate_ar(model, dataset, count)
     return evaluate_world(model, dataset, count)
 
 
@@ -87,8 +94,12 @@ def compression_name(model: CausalVideoTokenizer) -> str:
 
 def write_card(folder, model, metrics: list[Metric], command: str, training: str) -> None:
     """Write the model card of a tokenizer or a world-model pipeline into `folder`."""
+    from wm_hub.models.cosmos.pipeline_cosmos import ARVideo2WorldPipeline
+
     if isinstance(model, CausalVideoTokenizer):
         write_tokenizer_card(folder, model, metrics, command, training)
+    elif isinstance(model, ARVideo2WorldPipeline):
+        write_ar_card(folder, model, metrics, command, training)
     else:
         write_world_card(folder, model, metrics, command, training)
 
@@ -96,8 +107,12 @@ def write_card(folder, model, metrics: list[Metric], command: str, training: str
 def demo(model, out_dir, name: str) -> str:
     """A tokenizer's reconstruction, or a world model's Video2World continuation, of a held-out physics
     clip, written as a GIF (input | output side by side); returns a one-line summary."""
+    from wm_hub.models.cosmos.pipeline_cosmos import ARVideo2WorldPipeline
+
     if isinstance(model, CausalVideoTokenizer):
         return tokenizer_demo(model, out_dir, name)
+    if isinstance(model, ARVideo2WorldPipeline):
+        return ar_demo(model, out_dir, name)
     return world_demo(model, out_dir, name)
 
 
@@ -352,3 +367,124 @@ def world_demo(pipe, out_dir, name: str, steps: int = 30) -> str:
     pairs = np.concatenate([tensor_to_frames(batch["frames"][0]), out[0]], axis=2)  # (T, H, 2W, C)
     path = write_gif(pairs, Path(out_dir) / f"{name}.gif")
     return f"{name}: continued held-out scene 4000000 ({batch['caption'][0]!r}) for {clip_len} frames -> {path}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Autoregressive world models
+# ---------------------------------------------------------------------------------------------
+
+DIT_NAME = "cosmos-dit-physics-64"
+
+
+def _text(pipe, captions: list[str]) -> dict:
+    """The AR model's text arguments for `captions` (none for a model without text conditioning)."""
+    if pipe.transformer.config.cross_attention_dim is None:
+        return {}
+    hidden, mask = pipe.encode_prompt(captions)
+    return {"encoder_hidden_states": hidden, "encoder_attention_mask": mask}
+
+
+@torch.no_grad()
+def teacher_forced_scores(pipe, dataset, count: int) -> dict[str, float]:
+    """Next-token cross-entropy (nats) and accuracy on held-out clips as long as the model's context, for
+    every token after the first latent frame (the given one)."""
+    c = pipe.transformer.config
+    clip_len = 1 + (c.max_latent_frames - 1) * pipe.frame_groups
+    nll, correct = [], []
+    for batch in sample_clips(dataset, clip_len, count):
+        ids = pipe.vae.tokenize(batch["frames"].to(pipe.device)).flatten(1)
+        n, ok = pipe.transformer.score(ids, **_text(pipe, batch["caption"]))
+        first = c.tokens_per_frame - 1  # predictions of the second latent frame's tokens onward
+        nll.append(n[:, first:].flatten())
+        correct.append(ok[:, first:].flatten().float())
+    return {"cross-entropy": torch.cat(nll).mean().item(), "accuracy": torch.cat(correct).mean().item()}
+
+
+def ar_continuation_scores(pipe, dataset, count: int, seed: int = 0) -> dict[str, float]:
+    """`continuation_scores` of the AR model from each clip's first frame (and caption, if it takes text)."""
+    text = pipe.transformer.config.cross_attention_dim is not None
+
+    def continue_fn(batch: dict, clip_len: int, generator: torch.Generator) -> torch.Tensor:
+        return pipe(video=batch["frames"][:, :1], prompt=batch["caption"] if text else None, num_frames=clip_len,
+                    generator=generator, output_type="pt").frames
+
+    return continuation_scores(continue_fn, dataset, count, pipe.valid_num_frames(17), seed)
+
+
+def evaluate_ar(pipe, dataset, count: int = 64) -> list[Metric]:
+    """The autoregressive world model card's numbers (see the module docstring)."""
+    from wm_hub.hub import list_models, load
+
+    forced = teacher_forced_scores(pipe, dataset, count)
+    metrics = [Metric("teacher-forced next-token cross-entropy", forced["cross-entropy"], "loss", DATASET, "nats"),
+               Metric("teacher-forced next-token accuracy", forced["accuracy"], "accuracy", DATASET)]
+    metrics += continuation_metrics(ar_continuation_scores(pipe, dataset, count), "Video2World (autoregressive)")
+    if any(info.name == DIT_NAME for info in list_models()):
+        dit = video2world_scores(load(DIT_NAME), dataset, count, steps=30)
+        for n in (8, 16):
+            metrics.append(Metric(f"diffusion model ({DIT_NAME}) Video2World PSNR, {n} frames",
+                                  dit[f"generated PSNR {n}"], "psnr", DATASET, "dB"))
+    return metrics
+
+
+AR_USAGE = """import torch
+from wm_hub import ARVideo2WorldPipeline
+
+pipe = ARVideo2WorldPipeline.from_pretrained("{name}")
+video = pipe(image=first_frame, prompt="a red ball falls and bounces", num_frames=17, top_k=50,
+             generator=torch.Generator().manual_seed(0)).frames  # (1, 17, 64, 64, 3) uint8
+
+# or drive the transformers model directly: tokens (1, T' * 8 * 8) in (t, h, w) order
+tokens = pipe.vae.tokenize(video_tensor).flatten(1)
+more = pipe.transformer.generate(tokens, max_new_tokens=64, do_sample=True, top_p=0.9)"""
+
+
+def write_ar_card(folder, pipe, metrics: list[Metric], command: str, training: str) -> None:
+    """Write an autoregressive world model's card into `folder`."""
+    from wm_hub.cards import write_model_card
+
+    t, vae = pipe.transformer.config, pipe.vae.config
+    text = ("cross-attention to a small T5 text encoder trained with it from scratch (nothing pretrained can be "
+            "downloaded where it was trained)" if t.cross_attention_dim is not None else "no text conditioning")
+    write_model_card(
+        folder,
+        name=folder.name,
+        family="cosmos",
+        pipeline_tag="image-to-video",
+        summary=(
+            "A Cosmos-style autoregressive world model at toy scale: a decoder-only transformer "
+            f"({t.num_hidden_layers} layers, width {t.hidden_size}, 3D rotary positions, KV cache; {text}) that "
+            f"predicts the next FSQ token ({t.vocab_size} ids, levels {tuple(t.fsq_levels)}, embeddings and head "
+            f"factorised over the levels) of a causal video tokenizer's {t.latent_height}x{t.latent_width} latent "
+            f"grids ({vae.temporal_compression}x{vae.spatial_compression}x{vae.spatial_compression}), on wm_hub's "
+            "captioned 2D physics scenes. `ARVideo2WorldPipeline` continues an image or video; the transformer "
+            "is a transformers model with `generate()`."
+        ),
+        metrics=metrics,
+        command=command,
+        usage=AR_USAGE.format(name=folder.name),
+        dataset="wm_hub/physics",
+        training=training,
+        limitations=(
+            "Knows one synthetic domain at 64x64. Its context is "
+            f"{t.max_latent_frames} latent frames; longer videos are generated in sliding windows whose first "
+            "latent frame is not a clip's first frame, as in training. Errors compound token by token over long "
+            "horizons (compare the 8- and 16-frame rows)."
+        ),
+        config={"transformer": t.to_diff_dict(), "vae": dict(vae)},
+        tags=["cosmos", "world-model", "autoregressive", "video-to-video", "physics"],
+    )
+
+
+def ar_demo(pipe, out_dir, name: str) -> str:
+    """The AR model continues the first frame of a held-out scene: real | generated as a GIF."""
+    from pathlib import Path
+
+    clip_len = pipe.valid_num_frames(17)
+    batch = held_out_scene(clip_len)
+    text = pipe.transformer.config.cross_attention_dim is not None
+    out = pipe(video=batch["frames"][:, :1], prompt=batch["caption"] if text else None, num_frames=clip_len,
+               generator=torch.Generator().manual_seed(0)).frames
+    pairs = np.concatenate([tensor_to_frames(batch["frames"][0]), out[0]], axis=2)  # (T, H, 2W, C)
+    path = write_gif(pairs, Path(out_dir) / f"{name}.gif")
+    return f"{name}: continued held-out scene 4000000 for {clip_len} frames, token by token -> {path}"

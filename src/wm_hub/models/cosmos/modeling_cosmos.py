@@ -111,6 +111,24 @@ class WorldARModel(WorldModelPreTrainedModel, GenerationMixin):
         hw = c.tokens_per_frame
         return torch.stack([index // hw, (index % hw) // c.latent_width, index % c.latent_width])
 
+    def _hidden(self, input_ids: Tensor, cache: Cache | None, text: Tensor | None, text_mask: Tensor | None
+                ) -> Tensor:
+        """Token ids `(B, L)` continuing `cache` (if any) -> final hidden states `(B, L, D)`."""
+        if (text is not None) != (self.config.cross_attention_dim is not None):
+            raise ValueError(f"this model takes cross_attention_dim={self.config.cross_attention_dim}: pass "
+                             "encoder_hidden_states exactly when it has text conditioning")
+        L = input_ids.shape[1]
+        start = cache.get_seq_length() if cache is not None else 0
+        coords = self.coordinates(start, L, input_ids.device)
+        digits = self.digits(input_ids)
+        x = sum(embed(digits[..., i]) for i, embed in enumerate(self.digit_embeddings))  # (B, L, D)
+        mask = (torch.ones(L, start + L, dtype=torch.bool, device=x.device).tril(diagonal=start)
+                if L > 1 else None)
+        text_mask = text_mask.bool() if text_mask is not None else None
+        for block in self.blocks:
+            x = block(x, lambda t: self.rotary.rotate(t, coords), mask, cache, text, text_mask)
+        return self.norm(x)
+
     def forward(
         self,
         input_ids: Tensor,
@@ -129,32 +147,30 @@ class WorldARModel(WorldModelPreTrainedModel, GenerationMixin):
         `attention_mask` may only mark every token as real: sequences are never padded here."""
         if attention_mask is not None and not bool(attention_mask.all()):
             raise ValueError("padded sequences are not supported: give every sequence the same length")
-        if (encoder_hidden_states is not None) != (self.config.cross_attention_dim is not None):
-            raise ValueError(f"this model takes cross_attention_dim={self.config.cross_attention_dim}: pass "
-                             "encoder_hidden_states exactly when it has text conditioning")
-        B, L = input_ids.shape
         use_cache = self.config.use_cache if use_cache is None else use_cache
         if use_cache and cache is None:
             cache = DynamicCache()
-        start = cache.get_seq_length() if cache is not None else 0
-        coords = self.coordinates(start, L, input_ids.device)
-        digits = self.digits(input_ids)
-        x = sum(embed(digits[..., i]) for i, embed in enumerate(self.digit_embeddings))  # (B, L, D)
-        mask = (torch.ones(L, start + L, dtype=torch.bool, device=x.device).tril(diagonal=start)
-                if L > 1 else None)
-        text_mask = encoder_attention_mask.bool() if encoder_attention_mask is not None else None
-        for block in self.blocks:
-            x = block(x, lambda t: self.rotary.rotate(t, coords), mask, cache if use_cache else None,
-                      encoder_hidden_states, text_mask)
-        hidden = self.norm(x)
+        hidden = self._hidden(input_ids, cache if use_cache else None, encoder_hidden_states, encoder_attention_mask)
         loss = None
         if labels is not None:
-            per_level = self.level_logits(hidden[:, :-1])
             targets = labels[:, 1:]
             scored = targets != -100
             target_digits = self.digits(targets.clamp(min=0))
             loss = sum(F.cross_entropy(logits[scored], target_digits[..., i][scored])
-                       for i, logits in enumerate(per_level))
+                       for i, logits in enumerate(self.level_logits(hidden[:, :-1])))
         kept = hidden[:, -logits_to_keep:] if logits_to_keep else hidden
         logits = self.vocab_logits(self.level_logits(kept))
         return CausalLMOutputWithPast(loss=loss, logits=logits, cache=cache if use_cache else None)
+
+    @torch.no_grad()
+    def score(self, input_ids: Tensor, encoder_hidden_states: Tensor | None = None,
+              encoder_attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Teacher-forced next-token negative log-likelihood (nats) and whether the most likely token is the
+        right one, for tokens 2..L of `input_ids` `(B, L)`: two `(B, L-1)` tensors."""
+        hidden = self._hidden(input_ids, None, encoder_hidden_states, encoder_attention_mask)
+        targets = self.digits(input_ids[:, 1:])
+        per_level = self.level_logits(hidden[:, :-1])
+        nll = sum(F.cross_entropy(logits.transpose(1, 2), targets[..., i], reduction="none")
+                  for i, logits in enumerate(per_level))
+        correct = torch.stack([logits.argmax(-1) == targets[..., i] for i, logits in enumerate(per_level)]).all(0)
+        return nll, correct
