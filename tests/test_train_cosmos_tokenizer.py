@@ -60,9 +60,17 @@ def test_compression_flag_names_the_run_and_checks_stage_one(config):
         train_cosmos_tokenizer.main(["--variant", "discrete", "--stage", "1", "--compression", "4x8x4"])
     (config.parent / "dv1x8x8" / "s1").mkdir(parents=True)  # a stage-1 model of other factors
     model.save_pretrained(config.parent / "dv1x8x8" / "s1" / "model")
-    with pytest.raises(ValueError, match=r"compresses \(2, 8\), expected \(1, 8\)"):
+    with pytest.raises(ValueError, match=r"a discrete tokenizer compressing \(2, 8\), expected discrete \(1, 8\)"):
         train_cosmos_tokenizer.main(["--variant", "discrete", "--stage", "2", "--config", str(config),
                                      "--compression", "1x8x8"])
+    # --init continues a trained tokenizer (here the 2x8x8 one), and refuses another variant
+    assert train_cosmos_tokenizer.main(["--variant", "discrete", "--stage", "1", "--config", str(config),
+                                        "--compression", "2x8x8", "--max-steps", "1", "--output-dir",
+                                        str(config.parent / "again"), "--init", str(config.parent / "dv2x8x8" / "s1" /
+                                                                                     "model")]) == 0
+    with pytest.raises(ValueError, match="expected continuous"):
+        train_cosmos_tokenizer.main(["--variant", "continuous", "--stage", "1", "--config", str(config),
+                                     "--compression", "2x8x8", "--init", str(config.parent / "dv2x8x8" / "s1" / "model")])
 
 
 def test_losses():

@@ -13,6 +13,7 @@ or VGG here (nothing is downloaded), so the temporal loss matches frame differen
 and input (a flow-free stand-in), and the Gram matrices are of 4x4 pixel-patch features at two scales.
 Both stages resume with `--resume` and end by writing a Hub-ready folder `<output_dir>/model`; the
 continuous variant's latent normalisation stats are measured on training clips and stored in its config.
+`--init FOLDER` starts from a trained tokenizer (e.g. a shipped one, to train it further).
 `--compression TxSxS` (default 4x8x8) sets the temporal and spatial factors; clips hold 1 + `latent_groups`
 groups of T frames, and `{name}` in the config's folders becomes e.g. `cv4x8x8` or `dv8x8x8`.
 """
@@ -91,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", type=int, choices=[1, 2], required=True)
     parser.add_argument("--compression", type=parse_compression, default=(4, 8), metavar="TxSxS",
                         help="temporal x spatial x spatial compression (default 4x8x8)")
+    parser.add_argument("--init", default=None,
+                        help="start from this tokenizer's weights (stage 1: instead of new ones; stage 2: instead of "
+                             "the config's stage-1 model), e.g. a shipped one to train it further")
     add_run_arguments(parser, "training/configs/cosmos_tokenizer_physics.yaml")
     args = parser.parse_args(argv)
 
@@ -104,15 +108,16 @@ def main(argv: list[str] | None = None) -> int:
                               output_dir=args.output_dir or stage["train"]["output_dir"].format(name=name),
                               portable_dir=portable.format(name=name) if portable else None)
     clips = ClipDataset(args.data or config["data"]["train"], clip_len=1 + variant["latent_groups"] * temporal)
-    if args.stage == 1:
+    init = args.init or (stage["init"].format(name=name) if args.stage == 2 else None)
+    if init is None:
         model = CausalVideoTokenizer(**{**variant["model"], "temporal_compression": temporal,
                                         "spatial_compression": spatial}, quantizer=args.variant)
     else:
-        model = CausalVideoTokenizer.from_pretrained(stage["init"].format(name=name))
+        model = CausalVideoTokenizer.from_pretrained(init)
         found = (model.config.temporal_compression, model.config.spatial_compression)
-        if found != (temporal, spatial):
-            raise ValueError(f"stage 1 model {stage['init'].format(name=name)} compresses {found}, "
-                             f"expected {(temporal, spatial)} (--compression)")
+        if found != (temporal, spatial) or model.config.quantizer != args.variant:
+            raise ValueError(f"{init} is a {model.config.quantizer} tokenizer compressing {found}, expected "
+                             f"{args.variant} {(temporal, spatial)} (--variant, --compression)")
     step_fn = make_step(args.stage, stage.get("loss_weights", {}))
     model = train(model, clips, step_fn, train_config, resume=args.resume)
     if not PartialState().is_main_process:
