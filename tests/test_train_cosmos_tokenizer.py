@@ -64,13 +64,13 @@ def test_compression_flag_names_the_run_and_checks_stage_one(config):
         train_cosmos_tokenizer.main(["--variant", "discrete", "--stage", "2", "--config", str(config),
                                      "--compression", "1x8x8"])
     # --init continues a trained tokenizer (here the 2x8x8 one), and refuses another variant
+    trained = config.parent / "dv2x8x8" / "s1" / "model"
     assert train_cosmos_tokenizer.main(["--variant", "discrete", "--stage", "1", "--config", str(config),
                                         "--compression", "2x8x8", "--max-steps", "1", "--output-dir",
-                                        str(config.parent / "again"), "--init", str(config.parent / "dv2x8x8" / "s1" /
-                                                                                     "model")]) == 0
+                                        str(config.parent / "again"), "--init", str(trained)]) == 0
     with pytest.raises(ValueError, match="expected continuous"):
         train_cosmos_tokenizer.main(["--variant", "continuous", "--stage", "1", "--config", str(config),
-                                     "--compression", "2x8x8", "--init", str(config.parent / "dv2x8x8" / "s1" / "model")])
+                                     "--compression", "2x8x8", "--init", str(trained)])
 
 
 def test_losses():

@@ -6,11 +6,12 @@
     accelerate launch training/train_cosmos_tokenizer.py --variant discrete --stage 1 --compression 8x8x8
 
 Stage 1: L1 reconstruction, plus an MSE term (`loss_weights: {mse: ...}`): on these clips, mostly flat
-background around small objects, L1's sign gradients from the almost-right background drown out the
-objects' (an 8-clip overfit reached 21.0 dB in 300 steps with L1 alone, 24.9 dB with L1 + MSE). Stage 2 (from stage 1's weights) adds, as the Cosmos report describes, a
-temporal-smoothness loss and a Gram-matrix (texture / sharpness) loss. We have no optical-flow network
-or VGG here (nothing is downloaded), so the temporal loss matches frame differences of reconstruction
-and input (a flow-free stand-in), and the Gram matrices are of 4x4 pixel-patch features at two scales.
+background around small objects, L1's sign gradients from the almost-right background drown out the objects'
+(an 8-clip overfit reached 21.0 dB in 300 steps with L1 alone, 24.9 dB with L1 + MSE). Stage 2 (from stage
+1's weights) adds, as the Cosmos report describes, a temporal-smoothness loss and a Gram-matrix (texture /
+sharpness) loss. We have no optical-flow network or VGG here (nothing is downloaded), so the temporal loss
+matches frame differences of reconstruction and input (a flow-free stand-in), and the Gram matrices are of
+4x4 pixel-patch features at two scales.
 Both stages resume with `--resume` and end by writing a Hub-ready folder `<output_dir>/model`; the
 continuous variant's latent normalisation stats are measured on training clips and stored in its config.
 `--init FOLDER` starts from a trained tokenizer (e.g. a shipped one, to train it further).
