@@ -1,8 +1,10 @@
 """Every checkpoint shipped in model_cards/ loads offline through the real paths: transformers'
-AutoModel for each model folder, `wm_hub.load` for the whole, and its card reads back."""
+AutoModel for each transformers model folder, its diffusers class for a diffusers model folder (config
+with `_class_name`), `wm_hub.load` for the whole, and its card reads back."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -29,8 +31,13 @@ def test_shipped_checkpoint_loads_through_auto_model(name, monkeypatch):
     configs = sorted(folder.rglob("config.json"))
     assert configs, f"{name} has no model folder"
     for config in configs:
-        model = AutoModel.from_pretrained(config.parent)
-        assert isinstance(model, WorldModelPreTrainedModel)
+        diffusers_class = json.loads(config.read_text()).get("_class_name")
+        if diffusers_class is not None:  # a diffusers ModelMixin (e.g. the Cosmos tokenizers)
+            model = getattr(wm_hub, diffusers_class).from_pretrained(config.parent)
+            assert type(model).__name__ == diffusers_class
+        else:
+            model = AutoModel.from_pretrained(config.parent)
+            assert isinstance(model, WorldModelPreTrainedModel)
     for weights in folder.rglob("*.safetensors"):
         assert weights.stat().st_size <= MAX_WEIGHTS_BYTES, f"{weights} is over 10 MB"
     assert wm_hub.load(name) is not None
