@@ -376,14 +376,6 @@ def world_demo(pipe, out_dir, name: str, steps: int = 30) -> str:
 DIT_NAME = "cosmos-dit-physics-64"
 
 
-def _text(pipe, captions: list[str]) -> dict:
-    """The AR model's text arguments for `captions` (none for a model without text conditioning)."""
-    if pipe.transformer.config.cross_attention_dim is None:
-        return {}
-    hidden, mask = pipe.encode_prompt(captions)
-    return {"encoder_hidden_states": hidden, "encoder_attention_mask": mask}
-
-
 @torch.no_grad()
 def teacher_forced_scores(pipe, dataset, count: int) -> dict[str, float]:
     """Next-token cross-entropy (nats) and accuracy on held-out clips as long as the model's context, for
@@ -393,7 +385,7 @@ def teacher_forced_scores(pipe, dataset, count: int) -> dict[str, float]:
     nll, correct = [], []
     for batch in sample_clips(dataset, clip_len, count):
         ids = pipe.vae.tokenize(batch["frames"].to(pipe.device)).flatten(1)
-        n, ok = pipe.transformer.score(ids, **_text(pipe, batch["caption"]))
+        n, ok = pipe.transformer.score(ids, **pipe.text_inputs(batch["caption"], ids.shape[0]))
         first = c.tokens_per_frame - 1  # predictions of the second latent frame's tokens onward
         nll.append(n[:, first:].flatten())
         correct.append(ok[:, first:].flatten().float())
@@ -402,11 +394,10 @@ def teacher_forced_scores(pipe, dataset, count: int) -> dict[str, float]:
 
 def ar_continuation_scores(pipe, dataset, count: int, seed: int = 0) -> dict[str, float]:
     """`continuation_scores` of the AR model from each clip's first frame (and caption, if it takes text)."""
-    text = pipe.transformer.config.cross_attention_dim is not None
 
     def continue_fn(batch: dict, clip_len: int, generator: torch.Generator) -> torch.Tensor:
-        return pipe(video=batch["frames"][:, :1], prompt=batch["caption"] if text else None, num_frames=clip_len,
-                    generator=generator, output_type="pt").frames
+        return pipe(video=batch["frames"][:, :1], prompt=batch["caption"], num_frames=clip_len, generator=generator,
+                    output_type="pt").frames
 
     return continuation_scores(continue_fn, dataset, count, pipe.valid_num_frames(17), seed)
 
@@ -482,8 +473,7 @@ def ar_demo(pipe, out_dir, name: str) -> str:
 
     clip_len = pipe.valid_num_frames(17)
     batch = held_out_scene(clip_len)
-    text = pipe.transformer.config.cross_attention_dim is not None
-    out = pipe(video=batch["frames"][:, :1], prompt=batch["caption"] if text else None, num_frames=clip_len,
+    out = pipe(video=batch["frames"][:, :1], prompt=batch["caption"], num_frames=clip_len,
                generator=torch.Generator().manual_seed(0)).frames
     pairs = np.concatenate([tensor_to_frames(batch["frames"][0]), out[0]], axis=2)  # (T, H, 2W, C)
     path = write_gif(pairs, Path(out_dir) / f"{name}.gif")

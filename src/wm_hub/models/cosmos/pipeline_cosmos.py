@@ -323,6 +323,17 @@ class ARVideo2WorldPipeline(_CosmosPipeline):
     def latent_size(self) -> int:
         return self.transformer.config.latent_height
 
+    def text_inputs(self, prompt: str | list[str] | None, batch_size: int) -> dict[str, Tensor]:
+        """The transformer's text arguments for `prompt` (one, or one per video): none for a model trained
+        without text (a prompt is then ignored)."""
+        if self.transformer.config.cross_attention_dim is None:
+            return {}
+        if prompt is None:
+            raise ValueError("this model was trained with text: pass a `prompt`")
+        hidden, mask = self.encode_prompt(prompt)
+        return {"encoder_hidden_states": hidden.expand(batch_size, -1, -1),
+                "encoder_attention_mask": mask.expand(batch_size, -1)}
+
     @torch.no_grad()
     def __call__(
         self,
@@ -352,12 +363,7 @@ class ARVideo2WorldPipeline(_CosmosPipeline):
         if tokens.shape[1] // hw >= c.max_latent_frames:  # the windows below see the last frames only
             warnings.warn(f"{tokens.shape[1] // hw} conditioning latent frames exceed the model's context of "
                           f"{c.max_latent_frames}: it sees the last {c.max_latent_frames - 1}", stacklevel=2)
-        text = {}
-        if c.cross_attention_dim is not None:
-            if prompt is None:
-                raise ValueError("this model was trained with text: pass a `prompt`")
-            hidden, mask = self.encode_prompt(prompt)
-            text = {"encoder_hidden_states": hidden.expand(B, -1, -1), "encoder_attention_mask": mask.expand(B, -1)}
+        text = self.text_inputs(prompt, B)
         sampling = {"do_sample": True, "temperature": temperature, "top_k": top_k, "top_p": top_p} if do_sample \
             else {"do_sample": False}
         seed = int(torch.randint(2**62, (1,), generator=generator)) if generator is not None else None
