@@ -88,6 +88,19 @@ def test_save_load_round_trip(tmp_path):
         assert torch.equal(model(frames, actions).predicted, loaded(frames, actions).predicted)
 
 
+def test_encode_normalises_pixels_as_the_config_says():
+    """The encoder sees [0, 1] pixels normalised by the config's mean and std: ImageNet's by default (DINOv2),
+    mean = std = 0.5 (frames in [-1, 1] as they are) for an encoder pre-trained by `ssl_dino_wm`."""
+    frames, _, _ = clip()
+    imagenet, ssl = tiny(), tiny(image_mean=(0.5, 0.5, 0.5), image_std=(0.5, 0.5, 0.5))
+    with torch.no_grad():
+        expected = ssl.encoder(pixel_values=frames.flatten(0, 1)).last_hidden_state[:, 1:]
+        assert torch.allclose(ssl.encode(frames).flatten(0, 1), expected, atol=1e-6)
+        assert not torch.allclose(imagenet.encode(frames), ssl.encode(frames), atol=1e-3)
+    with pytest.raises(ValueError, match="image_mean and image_std of 3 values"):
+        DinoWMConfig(encoder_config=ENCODER, image_std=(0.5, 0.5))
+
+
 def test_bad_input_names_what_was_expected():
     model = tiny()
     frames, actions, _ = clip()

@@ -4,7 +4,13 @@ import pytest
 import torch
 from transformers import PretrainedConfig, PreTrainedModel
 
-from wm_hub.trainer import TrainConfig, last_logged, load_training_state, save_training_state
+from wm_hub.trainer import (
+    TrainConfig,
+    last_logged,
+    load_training_state,
+    save_training_state,
+    write_snapshot_card,
+)
 
 
 def _setup(seed: int):
@@ -145,3 +151,21 @@ def test_last_logged_averages_the_last_rows_up_to_a_step(tmp_path):
     assert last_logged(log, "psnr", rows=3, until_step=45) == 30.0  # the rows of steps 20, 30, 40
     with pytest.raises(ValueError, match="up to step 5"):
         last_logged(log, "psnr", until_step=5)
+
+
+def test_snapshot_card_reports_the_logged_metric_and_the_command(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text("step,psnr\n" + "".join(f"{s},{s}\n" for s in range(10, 110, 10)))
+    config = TrainConfig(output_dir=str(tmp_path), steps=100, batch_size=4, lr=1e-3, log_every=10)
+    common = dict(script="training/train_x.py", metric="psnr", kind="psnr", unit="dB", dataset="wm_hub/x",
+                  name="x-snapshot", family="x", pipeline_tag="image-to-video", summary="A snapshot.",
+                  usage="print(1)")
+    write_snapshot_card(tmp_path / "card", config, argv=["--stage", "1"], label="PSNR", **common)
+    card = (tmp_path / "card" / "README.md").read_text()
+    assert "train PSNR (last 50 steps) | 80 dB |" in card  # the mean of steps 60..100
+    assert "accelerate launch training/train_x.py --stage 1" in card
+    assert "100 steps, batch 4 per process, lr 0.001" in card
+    # a model kept at step 40: the rows up to it, and the card says so
+    write_snapshot_card(tmp_path / "kept", config, argv=[], until_step=40, training="Kept at step 40.", **common)
+    card = (tmp_path / "kept" / "README.md").read_text()
+    assert "train psnr (last 50 steps up to the kept step 40) | 25 dB |" in card and "Kept at step 40." in card

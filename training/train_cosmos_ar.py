@@ -25,14 +25,13 @@ from accelerate import PartialState
 from torch import Tensor, nn
 from transformers import T5EncoderModel
 
-from wm_hub.cards import Metric, write_model_card
 from wm_hub.data import ClipDataset
 from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
 from wm_hub.models.cosmos.configuration_cosmos import WorldARConfig
 from wm_hub.models.cosmos.modeling_cosmos import WorldARModel
 from wm_hub.models.cosmos.pipeline_cosmos import ARVideo2WorldPipeline
 from wm_hub.models.cosmos.text_cosmos import build_caption_tokenizer, caption_encoder_config
-from wm_hub.trainer import add_run_arguments, last_logged, load_yaml, run_config, train
+from wm_hub.trainer import add_run_arguments, load_yaml, run_config, train, write_snapshot_card
 
 STAGES = ("1", "1.1", "2")
 
@@ -133,17 +132,13 @@ def main(argv: list[str] | None = None) -> int:
         folder = out / "pipeline"
         ARVideo2WorldPipeline(transformer=model, vae=vae.to("cpu"), text_encoder=trained.text_encoder,
                               tokenizer=tokenizer).save_pretrained(folder)
-    command = " ".join(["accelerate launch training/train_cosmos_ar.py", *(sys.argv[1:] if argv is None else argv)])
-    write_model_card(
-        folder, name=f"cosmos-ar-physics-stage{args.stage}", family="cosmos", pipeline_tag="image-to-video",
+    write_snapshot_card(
+        folder, train_config, script="training/train_cosmos_ar.py", argv=argv, metric="perplexity",
+        label="next-token perplexity", kind="perplexity", dataset="wm_hub/physics-train",
+        name=f"cosmos-ar-physics-stage{args.stage}", family="cosmos", pipeline_tag="image-to-video",
         summary=f"Cosmos-style autoregressive world model over FSQ tokens, training snapshot after stage {args.stage}.",
-        metrics=[Metric(f"train next-token perplexity (last {5 * train_config.log_every} steps)",
-                        last_logged(out / "log.csv", "perplexity"), "perplexity", "wm_hub/physics-train")],
-        command=command,
         usage=f"from wm_hub import WorldARModel\nmodel = WorldARModel.from_pretrained('{out / 'model'}')",
-        dataset="wm_hub/physics-train",
-        training=f"{train_config.steps} steps, batch {train_config.batch_size}, lr {train_config.lr}, clips of "
-                 f"{section['clip_len']} frames, {section['context_frames']} latent frame(s) of context.",
+        training=f"Clips of {section['clip_len']} frames, {section['context_frames']} latent frame(s) of context.",
         limitations="Training-set numbers only; the evaluated release card reports held-out numbers.",
         config=model.config.to_diff_dict(),
     )

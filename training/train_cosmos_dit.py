@@ -24,13 +24,12 @@ from diffusers import EDMEulerScheduler
 from torch import Tensor, nn
 from transformers import T5EncoderModel
 
-from wm_hub.cards import Metric, write_model_card
 from wm_hub.data import ClipDataset
 from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
 from wm_hub.models.cosmos.pipeline_cosmos import Text2WorldPipeline
 from wm_hub.models.cosmos.text_cosmos import build_caption_tokenizer, caption_encoder_config
 from wm_hub.models.cosmos.transformer_cosmos import WorldTransformer3DModel
-from wm_hub.trainer import add_run_arguments, last_logged, load_yaml, run_config, train
+from wm_hub.trainer import add_run_arguments, load_yaml, run_config, train, write_snapshot_card
 
 
 class TextConditionedDenoiser(nn.Module):
@@ -119,16 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     pipe = Text2WorldPipeline(transformer=model.transformer, vae=vae.to("cpu"), scheduler=scheduler,
                               text_encoder=model.text_encoder, tokenizer=tokenizer)
     pipe.save_pretrained(out / "pipeline")
-    command = " ".join(["accelerate launch training/train_cosmos_dit.py", *(sys.argv[1:] if argv is None else argv)])
-    write_model_card(
-        out / "pipeline", name="cosmos-dit-physics-snapshot", family="cosmos", pipeline_tag="text-to-video",
+    write_snapshot_card(
+        out / "pipeline", train_config, script="training/train_cosmos_dit.py", argv=argv, metric="latent_mse",
+        label="latent MSE", kind="mse", dataset="wm_hub/physics-train",
+        name="cosmos-dit-physics-snapshot", family="cosmos", pipeline_tag="text-to-video",
         summary="Cosmos-style DiT world model (Text2World / Video2World), training snapshot.",
-        metrics=[Metric(f"train latent MSE (last {5 * train_config.log_every} steps)",
-                        last_logged(out / "log.csv", "latent_mse"), "mse", "wm_hub/physics-train")],
-        command=command,
         usage=f"from wm_hub import Text2WorldPipeline\npipe = Text2WorldPipeline.from_pretrained('{out / 'pipeline'}')",
-        dataset="wm_hub/physics-train",
-        training=f"{train_config.steps} steps, batch {train_config.batch_size}, lr {train_config.lr}.",
         limitations="Training-set numbers only; the evaluated release card reports held-out numbers.",
         config={"transformer": dict(transformer.config), "text_encoder": text_encoder.config.to_diff_dict()},
     )

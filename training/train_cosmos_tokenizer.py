@@ -29,11 +29,10 @@ import torch
 import torch.nn.functional as F
 from accelerate import PartialState
 
-from wm_hub.cards import Metric, write_model_card
 from wm_hub.data import ClipDataset
 from wm_hub.metrics import psnr
 from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
-from wm_hub.trainer import add_run_arguments, last_logged, load_yaml, run_config, train
+from wm_hub.trainer import add_run_arguments, load_yaml, run_config, train, write_snapshot_card
 
 
 def temporal_loss(reconstruction: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
@@ -128,18 +127,14 @@ def main(argv: list[str] | None = None) -> int:
         mean, std = latent_stats(model, clips)
         model.register_to_config(latents_mean=mean, latents_std=std)
     model.save_pretrained(out / "model")
-    value = last_logged(out / "log.csv", "psnr")
-    command = " ".join(["accelerate launch training/train_cosmos_tokenizer.py", *(argv or sys.argv[1:])])
-    write_model_card(
-        out / "model", name=f"cosmos-tokenizer-{name}-stage{args.stage}", family="cosmos",
-        pipeline_tag="feature-extraction",
+    write_snapshot_card(
+        out / "model", train_config, script="training/train_cosmos_tokenizer.py", argv=argv, metric="psnr",
+        label="PSNR", kind="psnr", unit="dB", dataset="wm_hub/physics-train",
+        name=f"cosmos-tokenizer-{name}-stage{args.stage}", family="cosmos", pipeline_tag="feature-extraction",
         summary=f"Cosmos-style causal video tokenizer ({args.variant}), training snapshot after stage {args.stage}.",
-        metrics=[Metric(f"train PSNR (last {5 * train_config.log_every} steps)", value, "psnr",
-                        "wm_hub/physics-train", "dB")],
-        command=command, usage="from wm_hub import CausalVideoTokenizer\n"
-                               f"tokenizer = CausalVideoTokenizer.from_pretrained('{out / 'model'}')",
-        dataset="wm_hub/physics-train",
-        training=f"{train_config.steps} steps, batch {train_config.batch_size}, lr {train_config.lr}.",
+        usage="from wm_hub import CausalVideoTokenizer\n"
+              f"tokenizer = CausalVideoTokenizer.from_pretrained('{out / 'model'}')",
+        training=f"Clips of {clips.clip_len} frames.",
         limitations="Training-set numbers only; the evaluated release cards report held-out numbers.",
         config=dict(model.config),
     )

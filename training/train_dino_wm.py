@@ -24,12 +24,11 @@ from pathlib import Path
 from accelerate import PartialState
 from transformers import Dinov2Config, Dinov2Model
 
-from wm_hub.cards import Metric, write_model_card
 from wm_hub.data import ClipDataset
 from wm_hub.models.dino_wm.configuration_dino_wm import DinoWMConfig
 from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
 from wm_hub.models.dino_wm.ssl_dino_wm import DinoSelfSupervision, DinoSSLConfig
-from wm_hub.trainer import add_run_arguments, last_logged, load_yaml, run_config, train
+from wm_hub.trainer import add_run_arguments, load_yaml, run_config, train, write_snapshot_card
 
 
 def encoder_step(model: DinoSelfSupervision, batch: dict) -> dict:
@@ -74,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         model = DinoSelfSupervision(Dinov2Model(Dinov2Config(**stage["model"])), DinoSSLConfig(**stage.get("ssl", {})))
         after = teacher_schedule(tuple(stage["teacher_momentum"]), train_config.steps)
         model = train(model, clips, encoder_step, train_config, resume=args.resume, after_step=after)
-        result, metric = model.student, "dino_loss"
+        # the iBOT (masked-patch) loss: the patch features are what DINO-WM plans on; on these frames, one
+        # small agent on a fixed room, the image-level DINO loss stays near ln(num_prototypes)
+        result, metric = model.student, "ibot_loss"
         summary = (f"Dinov2 encoder pre-trained self-supervised (DINO + iBOT) on {args.env} frames, for DINO-WM. "
                    "A training snapshot: the evaluated release is the DINO-WM folder that embeds it.")
     else:
@@ -92,18 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     if not PartialState().is_main_process:
         return 0
     result.save_pretrained(out / "model")
-    command = " ".join(["accelerate launch training/train_dino_wm.py", *(argv if argv is not None else sys.argv[1:])])
-    write_model_card(
-        out / "model", name=f"dino-wm-{args.env}-{args.stage}", family="dino_wm",
-        pipeline_tag="image-feature-extraction", summary=summary,
-        metrics=[Metric(f"train {metric} (last {5 * train_config.log_every} steps)",
-                        last_logged(out / "log.csv", metric), "loss", f"wm_hub/dino-wm-{args.env}-train")],
-        command=command,
+    write_snapshot_card(
+        out / "model", train_config, script="training/train_dino_wm.py", argv=argv, metric=metric, kind="loss",
+        label=metric, dataset=f"wm_hub/dino-wm-{args.env}-train", name=f"dino-wm-{args.env}-{args.stage}",
+        family="dino_wm", pipeline_tag="image-feature-extraction", summary=summary,
         usage=f"from transformers import AutoModel\nmodel = AutoModel.from_pretrained('{out / 'model'}')",
-        dataset=f"wm_hub/dino-wm-{args.env}-train",
-        training=f"{train_config.steps} steps, batch {train_config.batch_size} per process, lr {train_config.lr}; "
-                 f"log in {out / 'log.csv'}.",
-        limitations="Training-set numbers only.",
         config=result.config.to_dict(),
     )
     print(f"wrote {out / 'model'}")

@@ -27,14 +27,20 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 
-from wm_hub.cards import Metric, write_model_card
 from wm_hub.data import ClipDataset
 from wm_hub.envs.platformer import ACTION_NAMES
 from wm_hub.metrics import psnr
 from wm_hub.models.genie.configuration_genie import DynamicsConfig, GenieTokenizerConfig, LatentActionConfig
 from wm_hub.models.genie.evaluation_genie import action_agreement, latent_action_counts
 from wm_hub.models.genie.modeling_genie import DynamicsModel, LatentActionModel, VideoTokenizer
-from wm_hub.trainer import add_run_arguments, last_logged, load_yaml, read_selection, run_config, train
+from wm_hub.trainer import (
+    add_run_arguments,
+    load_yaml,
+    read_selection,
+    run_config,
+    train,
+    write_snapshot_card,
+)
 
 
 def tokenizer_step(model: VideoTokenizer, batch: dict) -> dict:
@@ -84,7 +90,7 @@ def make_dynamics_step(tokenizer: VideoTokenizer, lam: LatentActionModel):
 
 def selection_note(output_dir: Path, metric: str | None, kept: dict | None) -> str:
     """What the card says of checkpoint selection (`kept`: `read_selection`'s record; '' without one)."""
-    return (f" Checkpoint kept at step {kept['step']} of the validated ones, for the highest validation {metric} "
+    return (f"Checkpoint kept at step {kept['step']} of the validated ones, for the highest validation {metric} "
             f"({kept['metrics'][metric]:.3f}; all validation metrics in {output_dir / 'val_log.csv'})."
             if kept else "")
 
@@ -135,28 +141,17 @@ def main(argv: list[str] | None = None) -> int:
     if not PartialState().is_main_process:
         return 0
     model.save_pretrained(out / "model")
-    log = out / "log.csv"
     metric_name = "accuracy" if args.stage == "dynamics" else "psnr"
     kept = read_selection(out) if train_config.select_metric else None
-    # kept at step 0 (the starting point): the first logged rows are the nearest training numbers
-    value = last_logged(log, metric_name, until_step=max(kept["step"], train_config.log_every) if kept else None)
-    span = f" up to the kept step {kept['step']}" if kept else ""
-    command = " ".join(["accelerate launch training/train_genie.py", *(argv if argv is not None else sys.argv[1:])])
-    write_model_card(
-        out / "model",
-        name=f"genie-{args.stage}-platformer",
-        family="genie",
-        pipeline_tag="image-to-video",
+    write_snapshot_card(
+        out / "model", train_config, script="training/train_genie.py", argv=argv, metric=metric_name,
+        kind=metric_name, dataset="wm_hub/platformer-train", until_step=kept["step"] if kept else None,
+        name=f"genie-{args.stage}-platformer", family="genie", pipeline_tag="image-to-video",
         summary=f"Genie {args.stage} trained on the wm_hub platformer (frames only). A training snapshot: "
                 f"the evaluated release is the `genie-platformer-64` pipeline.",
-        metrics=[Metric(f"train {metric_name} (last {5 * train_config.log_every} steps{span})", value, metric_name,
-                        "wm_hub/platformer-train")],
-        command=command,
         usage=f"from wm_hub.models.genie import {type(model).__name__}\n"
               f"model = {type(model).__name__}.from_pretrained('{out / 'model'}')",
-        dataset="wm_hub/platformer-train",
-        training=f"{train_config.steps} steps, batch {train_config.batch_size} per process, lr {train_config.lr}; "
-                 f"log in {log}.{selection_note(out, train_config.select_metric, kept)}",
+        training=selection_note(out, train_config.select_metric, kept),
         limitations="Training-set numbers only; see the pipeline card for held-out evaluation.",
         config=model.config.to_dict(),
     )

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
@@ -324,3 +325,45 @@ def last_logged(log_path: str | os.PathLike, key: str, rows: int = 5, until_step
         raise ValueError(f"{log_path} has no rows of {key!r}{upto}")
     values = [float(r[key]) for r in logged][-rows:]
     return sum(values) / len(values)
+
+
+def write_snapshot_card(
+    folder: str | os.PathLike,
+    train_config: TrainConfig,
+    *,
+    script: str,
+    argv: list[str] | None,
+    metric: str,
+    kind: str,
+    dataset: str,
+    label: str | None = None,
+    unit: str = "",
+    until_step: int | None = None,
+    training: str = "",
+    limitations: str = "Training-set numbers only.",
+    **card: Any,
+) -> None:
+    """Model card of a training run's output `folder`: the mean of `metric` over the last five rows of the run's
+    `log.csv` (up to `until_step` for a model kept by checkpoint selection), the command that ran
+    (`accelerate launch <script> <argv>`, `argv` None for the process's own), and the run's steps, batch and
+    learning rate before `training`. `card` holds `write_model_card`'s other fields (name, family,
+    pipeline_tag, summary, usage, config, ...)."""
+    from wm_hub.cards import Metric, write_model_card
+
+    log = Path(train_config.output_dir) / "log.csv"
+    span = f" up to the kept step {until_step}" if until_step is not None else ""
+    # a model kept at step 0 (the starting point): the first logged rows are the nearest training numbers
+    value = last_logged(log, metric, until_step=None if until_step is None else max(until_step,
+                                                                                    train_config.log_every))
+    arguments = sys.argv[1:] if argv is None else argv
+    write_model_card(
+        folder,
+        metrics=[Metric(f"train {label or metric} (last {5 * train_config.log_every} steps{span})", value, kind,
+                        dataset, unit)],
+        command=" ".join(["accelerate launch", script, *arguments]),
+        dataset=dataset,
+        training=f"{train_config.steps} steps, batch {train_config.batch_size} per process, lr {train_config.lr}; "
+                 f"log in {log}.{' ' + training if training else ''}",
+        limitations=limitations,
+        **card,
+    )

@@ -15,7 +15,8 @@ __all__ = ["DinoWMConfig"]
 class DinoWMConfig(PretrainedConfig):
     """DINO-WM. The observation model is a `Dinov2Model` built from `encoder_config` (a `Dinov2Config`
     dict); `encoder_name_or_path` records where its weights came from (`facebook/dinov2-small` for users
-    online; the checkpoints we ship carry a small DINOv2 pre-trained here, see their cards)."""
+    online; the checkpoints we ship carry a small DINOv2 pre-trained here, see their cards). `image_mean` and
+    `image_std` normalise [0, 1] pixels as the encoder was pre-trained to see them (ImageNet's for DINOv2)."""
 
     model_type = "dino_wm"
 
@@ -24,6 +25,8 @@ class DinoWMConfig(PretrainedConfig):
         # Observation model (frozen)
         encoder_config: dict[str, Any] | None = None,
         encoder_name_or_path: str = "facebook/dinov2-small",
+        image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406),
+        image_std: tuple[float, float, float] = (0.229, 0.224, 0.225),
         # The env the model was trained on (a gymnasium id), for `wm-hub plan`; None for user data
         env_id: str | None = None,
         # Transition model: a ViT over the patch features of `history` frames, frame-causal
@@ -52,6 +55,10 @@ class DinoWMConfig(PretrainedConfig):
         if min(history, frame_skip, action_dim) < 1 or proprio_dim < 0:
             raise ValueError(f"expected history, frame_skip, action_dim >= 1 and proprio_dim >= 0, got "
                              f"{history}, {frame_skip}, {action_dim}, {proprio_dim}")
+        if len(image_mean) != encoder.num_channels or len(image_std) != encoder.num_channels or min(image_std) <= 0:
+            raise ValueError(f"expected image_mean and image_std of {encoder.num_channels} values (std > 0), got "
+                             f"{image_mean}, {image_std}")
+        self.image_mean, self.image_std = list(image_mean), list(image_std)
         self.encoder_config = encoder.to_diff_dict()
         self.encoder_config.pop("transformers_version", None)
         self.encoder_name_or_path, self.env_id = encoder_name_or_path, env_id

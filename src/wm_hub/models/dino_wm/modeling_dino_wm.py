@@ -24,9 +24,6 @@ from wm_hub.models.dino_wm.configuration_dino_wm import DinoWMConfig
 
 __all__ = ["DinoWMModel", "DinoWMOutput"]
 
-# DINOv2 was trained on ImageNet-normalised inputs; we keep its normalisation for any encoder.
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
 
 def _mlp(in_dim: int, out_dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, 4 * out_dim), nn.GELU(), nn.Linear(4 * out_dim, out_dim))
@@ -60,7 +57,8 @@ class Predictor(nn.Module):
 
 class FrameDecoder(nn.Module):
     """Patch features `(B, N, E)` -> frame `(B, C, H, W)` in [-1, 1]: a 1x1 projection of the feature grid,
-    then (upsample x2, 3x3 conv) until the patch size is undone."""
+    then (upsample x2, 3x3 conv) until the patch size is undone, halving the channels at each step (down to
+    16): the full-resolution convolutions cost the most."""
 
     def __init__(self, config: DinoWMConfig) -> None:
         super().__init__()
@@ -72,7 +70,9 @@ class FrameDecoder(nn.Module):
         ch = config.decoder_channels
         layers: list[nn.Module] = [nn.Conv2d(config.embed_dim, ch, 1)]
         for _ in range(ups):
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, ch, 3, padding=1), nn.GELU()]
+            out = max(ch // 2, 16)
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, out, 3, padding=1), nn.GELU()]
+            ch = out
         layers.append(nn.Conv2d(ch, enc.get("num_channels", 3), 3, padding=1))
         self.net = nn.Sequential(*layers)
 
@@ -140,8 +140,8 @@ class DinoWMModel(DinoWMPreTrainedModel):
         """Frames `(B, T, C, H, W)` in [-1, 1] -> patch features `(B, T, N, E)` (frozen encoder)."""
         self._check_frames(frames)
         B, T = frames.shape[:2]
-        mean = torch.tensor(IMAGENET_MEAN, device=frames.device).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD, device=frames.device).view(1, 3, 1, 1)
+        mean = torch.tensor(self.config.image_mean, device=frames.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.config.image_std, device=frames.device).view(1, -1, 1, 1)
         x = ((frames.flatten(0, 1) + 1) / 2 - mean) / std
         features = self.encoder(pixel_values=x).last_hidden_state[:, 1:]  # drop the CLS token
         return features.reshape(B, T, *features.shape[1:])

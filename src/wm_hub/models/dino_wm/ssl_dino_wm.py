@@ -128,7 +128,8 @@ class DinoSelfSupervision(nn.Module):
         return F.log_softmax(logits / self.config.student_temperature, dim=-1)
 
     def forward(self, images: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """Frames `(B, C, H, W)` in [-1, 1] -> {"loss", "dino_loss", "ibot_loss", "teacher_entropy"}."""
+        """Frames `(B, C, H, W)` in [-1, 1], fed to the encoder as they are (so a DINO-WM over it normalises
+        [0, 1] pixels by mean 0.5, std 0.5) -> {"loss", "dino_loss", "ibot_loss", "teacher_entropy"}."""
         c = self.config
         size = self.student.config.image_size
         patch = self.student.config.patch_size
