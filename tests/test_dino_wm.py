@@ -14,8 +14,8 @@ ENCODER = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, 
 
 def tiny(**overrides) -> DinoWMModel:
     torch.manual_seed(0)
-    config = DinoWMConfig(encoder_config=ENCODER, predictor_layers=2, predictor_heads=2, decoder_channels=8,
-                          **overrides)
+    config = DinoWMConfig(**{"encoder_config": ENCODER, "predictor_layers": 2, "predictor_heads": 2,
+                             "decoder_channels": 8, **overrides})
     return DinoWMModel(config).eval()
 
 
@@ -60,22 +60,38 @@ def test_encoder_is_frozen_and_the_rest_learns():
     assert out.proprio_loss is not None and out.decoder_loss is not None
 
 
-def test_rollout_matches_step_by_step_prediction():
+def test_attention_window_is_history_frames_per_layer():
+    """Each layer attends over `history` (3) frames: with one layer, frame 4 sees frames 2..4 only."""
+    model = tiny(predictor_layers=1)
+    frames, actions, _ = clip(T=5)
+    features, flat = model.encode(frames), actions.flatten(2)
+    base, _ = model.predict(features, flat)
+    changed = features.clone()
+    changed[:, 1] += 1.0
+    other, _ = model.predict(changed, flat)
+    assert torch.allclose(base[:, 4], other[:, 4], atol=1e-5) and not torch.allclose(base[:, 3], other[:, 3])
+
+
+def test_rollout_equals_teacher_forcing_on_its_own_predictions():
+    """The cached rollout (one new frame per step) gives exactly what the predictor gives on the whole
+    sequence of observed and predicted frames, also once the sequence is longer than the window."""
     model = tiny(proprio_dim=2)
-    frames, actions, proprio = clip()
+    frames, actions, proprio = clip(T=5)
     flat = actions.flatten(2)
-    features = model.encode(frames[:, :1])
-    rolled, rolled_proprio = model.rollout(features, flat, proprio[:, :1])
-    assert rolled.shape == (2, 4, 16, 32) and rolled_proprio.shape == (2, 4, 2)
-    first, first_proprio = model.predict(features, flat[:, :1], proprio[:, :1])
-    assert torch.allclose(rolled[:, 0], first[:, 0], atol=1e-5)
-    history = torch.cat([features, first], dim=1)
-    second, _ = model.predict(history, flat[:, :2], torch.cat([proprio[:, :1], first_proprio], dim=1))
-    assert torch.allclose(rolled[:, 1], second[:, 1], atol=1e-5)
-    # past the history (3 frames) the window slides; two observed frames need the action between them
+    for observed in (1, 2):
+        features = model.encode(frames[:, :observed])
+        past = flat[:, : observed - 1] if observed > 1 else None
+        rolled, rolled_proprio = model.rollout(features, flat[:, observed - 1:], proprio[:, :observed], past)
+        K = 5 - observed + 1
+        assert rolled.shape == (2, K, 16, 32) and rolled_proprio.shape == (2, K, 2)
+        sequence = torch.cat([features, rolled[:, :-1]], dim=1)
+        sequence_proprio = torch.cat([proprio[:, :observed], rolled_proprio[:, :-1]], dim=1)
+        forced, forced_proprio = model.predict(sequence, flat, sequence_proprio)
+        assert torch.allclose(rolled, forced[:, observed - 1:], atol=1e-5)
+        assert torch.allclose(rolled_proprio, forced_proprio[:, observed - 1:], atol=1e-5)
+    # two observed frames need the action taken between them
     with pytest.raises(ValueError, match="past_actions"):
         model.rollout(model.encode(frames[:, :2]), flat, proprio[:, :2])
-    assert model.rollout(model.encode(frames[:, :2]), flat, proprio[:, :2], past_actions=flat[:, :1])[0].shape[1] == 4
 
 
 def test_save_load_round_trip(tmp_path):
@@ -108,8 +124,6 @@ def test_bad_input_names_what_was_expected():
         model.encode(frames[..., :16])
     with pytest.raises(ValueError, match="frame_skip 5 x action_dim 2"):
         model(frames, actions[..., :1])
-    with pytest.raises(ValueError, match="at most history=3"):
-        model.predict(model.encode(frames), actions.flatten(2))
     with pytest.raises(ValueError, match="proprio of shape"):
         tiny(proprio_dim=2).predict(model.encode(frames[:, :1]), actions.flatten(2)[:, :1])
     with pytest.raises(ValueError, match="no decoder"):

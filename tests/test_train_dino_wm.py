@@ -31,7 +31,7 @@ def test_encoder_then_predictor(tmp_path):
                               "patch_size": 16},
                     "ssl": {"num_prototypes": 32, "head_hidden": 32, "head_bottleneck": 16, "local_crops": 2},
                     "teacher_momentum": [0.9, 1.0], "train": {**train, "output_dir": str(tmp_path / "enc")}},
-        "predictor": {"encoder": str(tmp_path / "enc" / "model"),
+        "predictor": {"encoder": str(tmp_path / "enc" / "model"), "clip_frames": 4,
                       "model": {"history": 2, "frame_skip": 3, "action_dim": 2, "proprio_dim": 2,
                                 "predictor_layers": 1, "predictor_heads": 2, "decoder_channels": 8},
                       "train": {**train, "output_dir": str(tmp_path / "pred")}},

@@ -8,7 +8,8 @@
    self-supervised on the dataset's frames (DINO + iBOT, `wm_hub.models.dino_wm.ssl_dino_wm`); the EMA
    teacher follows a cosine momentum schedule. Writes the student as a Hub-ready Dinov2 folder.
 2. `predictor`: the encoder (the config's `encoder` folder) is loaded and frozen; the predictor (and the
-   decoder, on detached features) learn from clips of `history + 1` frames `frame_skip` steps apart,
+   decoder, on detached features) learn from clips of `clip_frames` frames `frame_skip` steps apart (a plan's
+   horizon + 1: the predictor attends over `history` frames per layer, so longer clips train the rollout),
    teacher-forced, with an L2 loss on the next frames' patch features (and proprio). Writes a
    `DinoWMModel` folder.
 Both resume with `--resume` and keep a float16 portable state (`portable_dir`) to commit.
@@ -84,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                                     encoder_name_or_path=stage["encoder"])
         model = DinoWMModel(model_config)
         model.encoder.load_state_dict(encoder.state_dict())
-        history = model_config.history
-        clips = ClipDataset(data, clip_len=history + 1, frame_skip=model_config.frame_skip)
+        clips = ClipDataset(data, clip_len=stage["clip_frames"], frame_skip=model_config.frame_skip)
         result = train(model, clips, predictor_step, train_config, resume=args.resume)
         metric = "prediction_loss"
         summary = (f"DINO-WM on {args.env}: predictor and decoder over a frozen Dinov2 encoder. A training "

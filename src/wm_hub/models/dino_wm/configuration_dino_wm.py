@@ -30,7 +30,7 @@ class DinoWMConfig(PretrainedConfig):
         # The env the model was trained on (a gymnasium id), for `wm-hub plan`; None for user data
         env_id: str | None = None,
         # Transition model: a ViT over the patch features of `history` frames, frame-causal
-        history: int = 3,  # DINO-WM: H = 3
+        history: int = 3,  # frames each predictor layer attends over (DINO-WM: H = 3)
         frame_skip: int = 5,  # env steps per model step; their actions are concatenated
         action_dim: int = 2,  # the env's action size (one step)
         action_emb_dim: int = 10,  # DINO-WM: a 10-D action embedding concatenated to every patch

@@ -1,15 +1,17 @@
 """DINO-WM (Zhou et al. 2024): plan in the patch-feature space of a frozen DINOv2.
 
 - Observation model: `Dinov2Model`, frozen; a frame `(C, H, W)` becomes patch features `(N, E)`.
-- Transition model (`Predictor`): a ViT over the patch features of up to `history` frames, each patch
-  token with the frame's action embedding (and proprioception embedding) concatenated; a frame-causal
-  mask, so every frame's output is its next frame's prediction (teacher forcing, L2 loss).
+- Transition model (`Predictor`): a ViT over patch features, each patch token with the frame's action
+  embedding (and proprioception embedding) concatenated; a frame-causal mask over a window of `history`
+  frames, so every frame's output is its next frame's prediction (teacher forcing, L2 loss), and a rollout
+  runs the predictor on one new frame per step (a `FrameWindowCache` keeps the window's keys and values).
 - Decoder (optional): patch features -> frame, trained on detached features (never reaches the encoder).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +20,7 @@ from torch import Tensor, nn
 from transformers import Dinov2Model
 from transformers.utils import ModelOutput
 
+from wm_hub.layers.attention import RotaryEmbedding
 from wm_hub.layers.transformer import TransformerBlock, frame_causal_mask
 from wm_hub.modeling_utils import WorldModelPreTrainedModel
 from wm_hub.models.dino_wm.configuration_dino_wm import DinoWMConfig
@@ -29,28 +32,68 @@ def _mlp(in_dim: int, out_dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, 4 * out_dim), nn.GELU(), nn.Linear(4 * out_dim, out_dim))
 
 
+class FrameWindowCache:
+    """Keys and values of each predictor layer for the last `history - 1` frames, so that a rollout step runs
+    the predictor on the new frame's tokens only (the attention window is `history` frames)."""
+
+    def __init__(self, keep_tokens: int) -> None:
+        self.keep_tokens = keep_tokens
+        self.layers: dict[int, tuple[Tensor, Tensor]] = {}
+        self.frames = 0  # frames seen so far: the next frame's temporal position
+
+    def past_frames(self, tokens_per_frame: int) -> int:
+        return self.layers[0][0].shape[2] // tokens_per_frame if self.layers else 0
+
+    def layer(self, index: int) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]:
+        """The `kv_cache` callable of layer `index`: new keys and values `(B, heads, L, head_dim)` -> the cached
+        ones followed by them; keeps the last `keep_tokens`."""
+
+        def update(k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+            if index in self.layers:
+                past_k, past_v = self.layers[index]
+                k, v = torch.cat([past_k, k], dim=2), torch.cat([past_v, v], dim=2)
+            self.layers[index] = (k[:, :, k.shape[2] - self.keep_tokens:], v[:, :, v.shape[2] - self.keep_tokens:])
+            return k, v
+
+        return update
+
+
 class Predictor(nn.Module):
-    """Frame-causal ViT: tokens `(B, T, N, D)`, T <= history -> predicted next patch features
-    `(B, T, N, E)` and a pooled `(B, T, D)` summary per frame."""
+    """Frame-causal ViT: tokens `(B, T, N, D)` -> predicted next patch features `(B, T, N, E)` and a pooled
+    `(B, T, D)` summary per frame. A token attends to the tokens of its frame and of the `history - 1` frames
+    before it; patches carry a learned spatial embedding and frames a rotary temporal one, so attention sees
+    only frame offsets and a `FrameWindowCache` makes the rollout step by step exact."""
 
     def __init__(self, config: DinoWMConfig) -> None:
         super().__init__()
         dim = config.predictor_dim
-        self.position = nn.Parameter(torch.zeros(1, config.history * config.num_patches, dim))
+        self.history = config.history
+        self.position = nn.Parameter(torch.zeros(1, 1, config.num_patches, dim))
         nn.init.trunc_normal_(self.position, std=0.02)
         head_dim = 2 * math.ceil(dim / config.predictor_heads / 2)  # even, and heads * head_dim >= dim
+        self.rotary = RotaryEmbedding(head_dim)
         self.blocks = nn.ModuleList(
             TransformerBlock(dim, config.predictor_heads, config.predictor_mlp_ratio, head_dim=head_dim)
             for _ in range(config.predictor_layers))
         self.norm = nn.LayerNorm(dim)
         self.to_features = nn.Linear(dim, config.embed_dim)
 
-    def forward(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
+    def new_cache(self, tokens_per_frame: int) -> FrameWindowCache:
+        return FrameWindowCache((self.history - 1) * tokens_per_frame)
+
+    def forward(self, tokens: Tensor, cache: FrameWindowCache | None = None) -> tuple[Tensor, Tensor]:
+        """`tokens` `(B, T, N, D)`, following the frames in `cache` (if any, which they then join)."""
         B, T, N, D = tokens.shape
-        x = tokens.reshape(B, T * N, D) + self.position[:, : T * N]
-        mask = frame_causal_mask(T, N, device=x.device)
-        for block in self.blocks:
-            x = block(x, attn_mask=mask)
+        past = cache.past_frames(N) if cache is not None else 0
+        first = cache.frames if cache is not None else 0
+        positions = torch.arange(first, first + T, device=tokens.device).repeat_interleave(N)
+        x = (tokens + self.position).reshape(B, T * N, D)
+        mask = frame_causal_mask(T, N, device=x.device, window=self.history, past_frames=past)
+        for index, block in enumerate(self.blocks):
+            x = block(x, attn_mask=mask, rotary=lambda h: self.rotary(h, positions),
+                      kv_cache=cache.layer(index) if cache is not None else None)
+        if cache is not None:
+            cache.frames += T
         x = self.norm(x).view(B, T, N, D)
         return self.to_features(x), x.mean(2)
 
@@ -146,13 +189,12 @@ class DinoWMModel(DinoWMPreTrainedModel):
         features = self.encoder(pixel_values=x).last_hidden_state[:, 1:]  # drop the CLS token
         return features.reshape(B, T, *features.shape[1:])
 
-    def predict(self, features: Tensor, actions: Tensor, proprio: Tensor | None = None
-                ) -> tuple[Tensor, Tensor | None]:
-        """History `(B, T, N, E)` (T <= history), actions `(B, T, S*A)` taken from each frame, proprio
-        `(B, T, P)` -> the next frames' features `(B, T, N, E)` and proprio `(B, T, P)` (or None)."""
+    def predict(self, features: Tensor, actions: Tensor, proprio: Tensor | None = None,
+                cache: FrameWindowCache | None = None) -> tuple[Tensor, Tensor | None]:
+        """Frames' features `(B, T, N, E)`, actions `(B, T, S*A)` taken from each frame, proprio `(B, T, P)` ->
+        the next frames' features `(B, T, N, E)` and proprio `(B, T, P)` (or None). With a `cache` (from
+        `predictor.new_cache`), the frames follow those it holds."""
         B, T, N, _ = features.shape
-        if T > self.config.history:
-            raise ValueError(f"the predictor sees at most history={self.config.history} frames, got {T}")
         actions = self._flat_actions(actions, T)
         parts = [features, self.action_encoder(actions)[:, :, None].expand(-1, -1, N, -1)]
         if self.config.proprio_dim:
@@ -160,7 +202,7 @@ class DinoWMModel(DinoWMPreTrainedModel):
                 raise ValueError(f"expected proprio of shape {(B, T, self.config.proprio_dim)}, got "
                                  f"{None if proprio is None else tuple(proprio.shape)}")
             parts.append(self.proprio_encoder(proprio)[:, :, None].expand(-1, -1, N, -1))
-        predicted, pooled = self.predictor(torch.cat(parts, dim=-1))
+        predicted, pooled = self.predictor(torch.cat(parts, dim=-1), cache)
         next_proprio = self.proprio_head(pooled) if self.config.proprio_dim else None
         return predicted, next_proprio
 
@@ -202,8 +244,9 @@ class DinoWMModel(DinoWMPreTrainedModel):
                 past_actions: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Roll a plan out in latent space. `features` `(B, h, N, E)` of the observed frames, `actions`
         `(B, K, S*A)` planned from the last of them, `past_actions` `(B, h-1, S*A)` taken between the
-        observed frames, `proprio` `(B, h, P)` -> predicted features `(B, K, N, E)` and proprio `(B, K, P)`."""
-        B, h = features.shape[:2]
+        observed frames, `proprio` `(B, h, P)` -> predicted features `(B, K, N, E)` and proprio `(B, K, P)`.
+        The observed frames go through the predictor once, then each step only the frame it predicted."""
+        B, h, N = features.shape[:3]
         K = actions.shape[1]
         actions = self._flat_actions(actions, K)
         if h > 1:
@@ -211,17 +254,17 @@ class DinoWMModel(DinoWMPreTrainedModel):
                 raise ValueError(f"with {h} observed frames, expected past_actions of shape {(B, h - 1)} + "
                                  f"(action size,)")
             actions = torch.cat([self._flat_actions(past_actions, h - 1), actions], dim=1)
-        window = self.config.history
-        feats, props = features, proprio
-        for k in range(K):
-            t = h + k  # frames known so far; the action of the last one is actions[:, t - 1]
-            start = max(0, t - window)
-            predicted, next_proprio = self.predict(
-                feats[:, start:t], actions[:, start:t], props[:, start:t] if props is not None else None)
-            feats = torch.cat([feats, predicted[:, -1:]], dim=1)
+        cache = self.predictor.new_cache(N)
+        predicted, next_proprio = self.predict(features, actions[:, :h], proprio, cache)
+        feats = [predicted[:, -1:]]
+        props = [next_proprio[:, -1:]] if next_proprio is not None else []
+        for k in range(1, K):
+            predicted, next_proprio = self.predict(feats[-1], actions[:, h + k - 1: h + k],
+                                                   props[-1] if props else None, cache)
+            feats.append(predicted)
             if next_proprio is not None:
-                props = torch.cat([props, next_proprio[:, -1:]], dim=1)
-        return feats[:, h:], (props[:, h:] if next_proprio is not None else None)
+                props.append(next_proprio)
+        return torch.cat(feats, dim=1), (torch.cat(props, dim=1) if props else None)
 
     # -- checks --------------------------------------------------------------------------------
     def _check_frames(self, frames: Tensor) -> None:
