@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,9 +12,6 @@ from wm_hub.cli import main as cli
 from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
 from wm_hub.models.cosmos.modeling_cosmos import WorldARModel
 from wm_hub.models.cosmos.pipeline_cosmos import ARVideo2WorldPipeline
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "training"))
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ that Text2World and Video2World load."""
 from __future__ import annotations
 
 import csv
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,9 +13,6 @@ import yaml
 from wm_hub.cli import main as cli
 from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
 from wm_hub.models.cosmos.pipeline_cosmos import Text2WorldPipeline, Video2WorldPipeline
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "training"))
 
 
 @pytest.fixture(scope="module")

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 import yaml
 
 from wm_hub.cli import main as cli
 from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "training"))
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import sys
-from pathlib import Path
 
 import torch
 import yaml
@@ -13,9 +11,6 @@ from transformers import AutoModel
 from wm_hub.data import record_episodes, save_dataset
 from wm_hub.envs.wall import WallEnv, WallExplorationPolicy
 from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "training"))
 
 
 def test_encoder_then_predictor(tmp_path):

@@ -19,7 +19,6 @@ from wm_hub.data.recorder import record_episodes
 from wm_hub.envs.platformer import ExplorationPolicy, PlatformerEnv
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "training"))
 
 
 def tiny_config(tmp: Path) -> Path:
