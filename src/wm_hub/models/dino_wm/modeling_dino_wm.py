@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -89,9 +90,9 @@ class Predictor(nn.Module):
         positions = torch.arange(first, first + T, device=tokens.device).repeat_interleave(N)
         x = (tokens + self.position).reshape(B, T * N, D)
         mask = frame_causal_mask(T, N, device=x.device, window=self.history, past_frames=past)
+        rotate = partial(self.rotary, positions=positions)
         for index, block in enumerate(self.blocks):
-            x = block(x, attn_mask=mask, rotary=lambda h: self.rotary(h, positions),
-                      kv_cache=cache.layer(index) if cache is not None else None)
+            x = block(x, attn_mask=mask, rotary=rotate, kv_cache=cache.layer(index) if cache is not None else None)
         if cache is not None:
             cache.frames += T
         x = self.norm(x).view(B, T, N, D)
