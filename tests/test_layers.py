@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wm_hub.layers.attention import RotaryEmbedding, SelfAttention
-from wm_hub.layers.maskgit import masked_fraction, maskgit_decode, random_token_mask
+from wm_hub.layers.attention import RotaryEmbedding, SelfAttention, attention_mask
+from wm_hub.layers.maskgit import masked_fraction, maskgit_decode, random_token_mask, sample_categorical
 from wm_hub.layers.quantizers import VectorQuantizer
 from wm_hub.layers.st_transformer import STCache, STTransformer
 
@@ -61,6 +61,63 @@ def test_st_cache_sliding_window_forgets_old_frames(st):
     a, b = stream(x), stream(x2)
     assert not torch.allclose(a[:, 2], b[:, 2])  # within depth * (W - 1) = 2 frames: still felt
     torch.testing.assert_close(a[:, 3:], b[:, 3:], rtol=0, atol=0)  # beyond: forgotten
+
+
+@pytest.mark.parametrize("window", [None, 3])
+def test_st_cache_deferred_frames_match_committing_them_first(st, window):
+    """A rollout that defers each frame to the next forward (one pass per frame) gives the outputs and the
+    cache of one that commits each frame by a pass of its own, within and beyond a sliding window."""
+    x = torch.randn(2, 7, 4, 16)
+    eager, lazy = STCache(max_frames=window), STCache(max_frames=window)
+    st(x[:, :2], cache=eager)
+    lazy.defer(x[:, :2])
+    for t in range(2, 7):
+        a = st(x[:, t:t + 1], cache=eager, commit=False)
+        st(x[:, t:t + 1], cache=eager)
+        b = st(x[:, t:t + 1], cache=lazy, commit=False)
+        lazy.defer(x[:, t:t + 1])
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+    assert lazy.position == 6 and eager.position == 7 and lazy.pending.shape[1] == 1
+    st(x[:, :1], cache=lazy, commit=False)  # runs the last deferred frame
+    assert lazy.position == 7 and lazy.pending is None
+    for (ke, ve), (kl, vl) in zip(eager.kv, lazy.kv, strict=True):
+        torch.testing.assert_close(kl, ke, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(vl, ve, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="deferred frames"):
+        lazy.defer(x[:, :1])
+        STTransformer(16, 1, 2, cond_dim=4)(x[:, :1], cache=lazy, cond=torch.zeros(2, 1, 4))
+
+
+def test_attention_mask_is_causal_within_a_window():
+    # 2 new positions after 3 cached ones, each seeing at most 3 positions, itself included
+    expected = torch.tensor([[0, 1, 1, 1, 0], [0, 0, 1, 1, 1]], dtype=torch.bool)
+    assert torch.equal(attention_mask(2, 3, causal=True, window=3), expected)
+    assert attention_mask(1, 3, causal=True, window=4) is None  # one new position sees everything
+    assert attention_mask(4, 0, causal=False, window=None) is None
+    assert torch.equal(attention_mask(3, 0, causal=True, window=None), torch.ones(3, 3, dtype=torch.bool).tril())
+
+
+def test_self_attention_one_new_position_matches_full_pass():
+    torch.manual_seed(0)
+    attn = SelfAttention(16, 2, causal=True, rotary=True)
+    x = torch.randn(5, 4, 16)
+    full, _ = attn(x)
+    _, past = attn(x[:, :3])
+    step, _ = attn(x[:, 3:4], past=past, start=3)
+    torch.testing.assert_close(step, full[:, 3:4], rtol=1e-5, atol=1e-5)
+
+
+def test_rotary_matches_the_rotation_it_stands_for():
+    rot = RotaryEmbedding(8)
+    positions = torch.tensor([0, 3, 7])
+    x = torch.randn(2, 3, 9)[..., 1:]  # an odd storage offset: not viewable as complex without a copy
+    angles = positions[:, None].float() * 10000.0 ** (-torch.arange(0, 8, 2).float() / 8)
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    expected = torch.stack((x1 * angles.cos() - x2 * angles.sin(), x1 * angles.sin() + x2 * angles.cos()), -1)
+    torch.testing.assert_close(rot(x, positions), expected.flatten(-2))
+    half = rot(x.bfloat16(), positions)
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.float(), expected.flatten(-2), rtol=0.02, atol=0.02)
 
 
 def test_rotary_is_relative():
@@ -142,6 +199,17 @@ def test_maskgit_decode_keeps_tokens_and_runs_all_steps():
         kept = before != mask_id
         assert torch.equal(after[kept], before[kept]), "a decided token changed"
     assert [int((c == mask_id).sum(1)[0]) for c in calls] == [N] + [int(N * masked_fraction(s, 4)) for s in range(3)]
+
+
+def test_sample_categorical_follows_the_distribution():
+    probs = torch.tensor([0.1, 0.0, 0.6, 0.3]).expand(3, 20000, 4)
+    ids = sample_categorical(probs, torch.Generator().manual_seed(0))
+    assert ids.shape == (3, 20000)
+    share = torch.bincount(ids.flatten(), minlength=4).float() / ids.numel()
+    assert share[1] == 0, "a zero-probability id was drawn"
+    torch.testing.assert_close(share, probs[0, 0], atol=0.01, rtol=0)
+    again = sample_categorical(probs, torch.Generator().manual_seed(0))
+    assert torch.equal(ids, again)
 
 
 def test_maskgit_decode_is_reproducible():

@@ -204,7 +204,8 @@ def cmd_play(args: argparse.Namespace) -> int:
     pipe = load(args.name)
     if not isinstance(pipe, GeniePipeline):
         raise ValueError(f"wm-hub play needs a Genie pipeline; {args.name} is a {type(pipe).__name__}")
-    server = PlayServer((args.host, args.port), pipe, platformer_prompts(), args.name, steps=args.steps)
+    server = PlayServer((args.host, args.port), pipe, platformer_prompts(), args.name, steps=args.steps,
+                        temperature=args.temperature)
     host, port = server.server_address[:2]
     print(f"playing {args.name} at http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
     try:
@@ -244,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     p.add_argument("--steps", type=int, default=None, help="MaskGIT steps per frame (default: the model's)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="MaskGIT sampling temperature, 0 for greedy (default: the model's); `--steps 1 "
+                        "--temperature 0` is the fast setting of the card's speed table")
     p.set_defaults(func=cmd_play)
 
     p = sub.add_parser("plan", help="plan with a DINO-WM in its env: success rates over held-out tasks")

@@ -25,6 +25,16 @@ def masked_fraction(step: int, steps: int) -> float:
     return math.cos(math.pi / 2 * (step + 1) / steps)
 
 
+def sample_categorical(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """One draw per row of `probs` `(..., V)` -> ids `(...)`, by inverting the cumulative distribution
+    at one uniform number per row: the distribution of `torch.multinomial`, at a fraction of its cost
+    (which draws V exponentials per row: 7 ms a call for 256 x 1024 probabilities on 2 cores)."""
+    cdf = probs.cumsum(dim=-1)
+    u = torch.rand(*probs.shape[:-1], 1, generator=generator, device=probs.device, dtype=cdf.dtype)
+    u = u * cdf[..., -1:]  # the total is 1 up to rounding
+    return torch.searchsorted(cdf, u).squeeze(-1).clamp_max(probs.shape[-1] - 1)
+
+
 @torch.no_grad()
 def maskgit_decode(
     logits_fn: Callable[[Tensor], Tensor],
@@ -50,7 +60,7 @@ def maskgit_decode(
         logits = logits_fn(tokens).float()
         if temperature > 0:
             probs = torch.softmax(logits / temperature, dim=-1)
-            sampled = torch.multinomial(probs.view(-1, probs.shape[-1]), 1, generator=generator).view(tokens.shape)
+            sampled = sample_categorical(probs, generator)
         else:
             probs = torch.softmax(logits, dim=-1)
             sampled = logits.argmax(dim=-1)

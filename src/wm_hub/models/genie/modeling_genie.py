@@ -303,8 +303,9 @@ class DynamicsModel(GeniePreTrainedModel):
     @torch.no_grad()
     def prime(self, tokens: Tensor, actions: Tensor, cache: STCache) -> None:
         """Feed known frames into `cache`: tokens `(B, T, N)`, actions into each frame `(B, T)` (the first
-        frame of a session takes `num_actions`, "no action")."""
-        self.transformer(self._embed(tokens, actions), cache=cache, commit=True)
+        frame of a session takes `num_actions`, "no action"). They run with the next frame's first MaskGIT
+        step, in one forward (`STCache.defer`)."""
+        cache.defer(self._embed(tokens, actions))
 
     @torch.no_grad()
     def generate_frame(
@@ -316,7 +317,7 @@ class DynamicsModel(GeniePreTrainedModel):
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """Sample the next frame's tokens `(B, N)` given the cached frames and latent actions `(B,)`, by
-        MaskGIT decoding (`steps`, `temperature` default to the config's), then append it to `cache`."""
+        MaskGIT decoding (`steps`, `temperature` default to the config's), then feed it to `cache`."""
         self._check_actions(action)
         c = self.config
         B, N = action.shape[0], c.grid_size**2

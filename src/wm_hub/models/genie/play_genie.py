@@ -121,9 +121,10 @@ class PlayServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], pipe: GeniePipeline, prompts: list[np.ndarray], name: str,
-                 steps: int | None = None) -> None:
+                 steps: int | None = None, temperature: float | None = None) -> None:
         super().__init__(address, PlayHandler)
-        self.pipe, self.prompts, self.name, self.steps = pipe, prompts, name, steps
+        self.pipe, self.prompts, self.name = pipe, prompts, name
+        self.steps, self.temperature = steps, temperature
         self.sessions: OrderedDict[str, GenieSession] = OrderedDict()
         self.lock = threading.Lock()  # one generation at a time
 
@@ -142,7 +143,7 @@ class PlayServer(ThreadingHTTPServer):
     def start(self, image: np.ndarray | PIL.Image.Image) -> dict:
         begin = time.perf_counter()
         with self.lock:
-            session = self.pipe.start(image, num_inference_steps=self.steps)
+            session = self.pipe.start(image, num_inference_steps=self.steps, temperature=self.temperature)
             key = secrets.token_hex(8)
             self.sessions[key] = session
             while len(self.sessions) > MAX_SESSIONS:
