@@ -181,6 +181,7 @@ def test_session_matches_pipeline_call():
     for _ in range(4):
         session.step(0)
     assert session.dynamics_cache.kv[0][0].shape[2] == 2 and session.decoder_cache.kv[0][0].shape[2] == 2
+    session.step_tensor(1).mul_(0.5)  # steps run in inference mode, but hand back a tensor users may modify
 
 
 def test_pipeline_bad_inputs():

@@ -46,7 +46,6 @@ class GenieSession:
             self.last = pipe.tokenizer.decode(tokens, cache=self.decoder_cache)[:, 0]  # (B, C, H, W)
         self.tokens = [tokens[:, 0]]
 
-    @torch.inference_mode()  # no autograd bookkeeping at all: a step is ~70 small ops per block
     def step_tensor(self, action: int | Sequence[int] | Tensor) -> Tensor:
         """Generate the next frame for latent `action` (one per batch item, or one for all):
         returns `(B, C, H, W)` in [-1, 1]."""
@@ -56,13 +55,14 @@ class GenieSession:
             action = action.expand(B)
         if action.shape != (B,):
             raise ValueError(f"expected one action or {B} actions, got {action.numel()}")
-        tokens = self.pipe.dynamics.generate_frame(action, self.dynamics_cache, self.steps, self.temperature,
-                                                   self.generator)
-        g = self.pipe.tokenizer.config.grid_size
-        tokens = tokens.view(B, 1, g, g)
-        self.tokens.append(tokens[:, 0])
-        self.last = self.pipe.tokenizer.decode(tokens, cache=self.decoder_cache)[:, 0].clamp(-1, 1)
-        return self.last
+        with torch.inference_mode():  # no autograd bookkeeping at all: steps ~10% faster than under no_grad
+            tokens = self.pipe.dynamics.generate_frame(action, self.dynamics_cache, self.steps, self.temperature,
+                                                       self.generator)
+            g = self.pipe.tokenizer.config.grid_size
+            tokens = tokens.view(B, 1, g, g)
+            self.tokens.append(tokens[:, 0])
+            self.last = self.pipe.tokenizer.decode(tokens, cache=self.decoder_cache)[:, 0].clamp(-1, 1)
+        return self.last.clone()  # a plain tensor: an inference-mode one refuses in-place updates outside it
 
     def step(self, action: int) -> np.ndarray:
         """Generate the next frame for latent `action` in `range(num_actions)`: `(H, W, C)` uint8
