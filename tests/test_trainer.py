@@ -9,6 +9,7 @@ from wm_hub.trainer import (
     last_logged,
     load_training_state,
     save_training_state,
+    supported_mixed_precision,
     write_snapshot_card,
 )
 
@@ -169,3 +170,17 @@ def test_snapshot_card_reports_the_logged_metric_and_the_command(tmp_path):
     write_snapshot_card(tmp_path / "kept", config, argv=[], until_step=40, training="Kept at step 40.", **common)
     card = (tmp_path / "kept" / "README.md").read_text()
     assert "train psnr (last 50 steps up to the kept step 40) | 25 dB |" in card and "Kept at step 40." in card
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_falls_back_to_fp32_on_a_cpu_without_bf16_instructions(monkeypatch, native):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    cpu = torch.device("cpu")
+    if native:
+        assert supported_mixed_precision("bf16", cpu) == "bf16"
+    else:
+        with pytest.warns(UserWarning, match="no bf16 instructions"):
+            assert supported_mixed_precision("bf16", cpu) == "no"
+    assert supported_mixed_precision("bf16", torch.device("cuda")) == "bf16"
+    assert supported_mixed_precision("fp16", cpu) == "fp16" and supported_mixed_precision("no", cpu) == "no"
