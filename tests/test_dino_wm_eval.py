@@ -7,7 +7,7 @@ from huggingface_hub import ModelCard
 
 from wm_hub.cli import main
 from wm_hub.models.dino_wm.configuration_dino_wm import DinoWMConfig
-from wm_hub.models.dino_wm.evaluation_dino_wm import random_success
+from wm_hub.models.dino_wm.evaluation_dino_wm import position_probe, random_success, ridge_r2
 from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
 
 
@@ -31,7 +31,7 @@ def test_plan_command_reports_success_rates_writes_a_gif_and_the_card(tmp_path, 
     assert (tmp_path / "gifs" / "dino-wm-tiny-cem.gif").stat().st_size > 0
     card = ModelCard.load(folder / "README.md")
     names = [r.metric_name for r in card.data.eval_results]
-    assert len(names) == 6 and "DINO-WM paper, MPC-CEM success rate (for reference)" in names
+    assert len(names) == 8 and "DINO-WM paper, MPC-CEM success rate (for reference)" in names
     command = "wm-hub plan dino-wm-tiny --episodes 2 --planner cem gd --max-plans 1 --iterations 2 --samples 20"
     assert command in card.text and "Trained for a test." in card.text
 
@@ -44,3 +44,17 @@ def test_plan_needs_an_env(tmp_path, capsys):
     tiny(env_id=None).save_pretrained(tmp_path / "m")
     assert main(["plan", str(tmp_path / "m"), "--episodes", "1"]) == 2
     assert "no env_id" in capsys.readouterr().err
+
+
+def test_ridge_probe_scores_linear_and_unrelated_targets():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 50, generator=g)
+    y = x[:, :2] @ torch.tensor([[1.0, -2.0], [0.5, 3.0]]) + 4.0
+    assert ridge_r2(x[:100], y[:100], x[100:], y[100:], alpha=1e-4) > 0.99
+    noise = torch.randn(200, 2, generator=g)
+    assert ridge_r2(x[:100], noise[:100], x[100:], noise[100:]) < 0.1
+
+
+def test_position_probe_reads_the_agent_position_off_pixels_better_than_an_untrained_encoder():
+    features, pixels = position_probe(tiny(), tasks=60)
+    assert -1 < features < pixels <= 1 and pixels > 0.2  # an untrained encoder carries little of it

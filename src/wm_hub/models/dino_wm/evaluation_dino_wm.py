@@ -74,6 +74,40 @@ def random_success(model: DinoWMModel, episodes: int, steps: int, seed: int = TA
     return wins / episodes
 
 
+def ridge_r2(x_fit: torch.Tensor, y_fit: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
+             alpha: float = 0.1) -> float:
+    """R² on the test rows `(M, F)` -> `(M, K)` of a ridge regression fit on the fit rows, in dual form
+    (features may outnumber rows); `alpha` is relative to the mean squared norm of a centred fit row."""
+    x_fit, y_fit, x_test, y_test = (t.double() for t in (x_fit, y_fit, x_test, y_test))
+    mean_x, mean_y = x_fit.mean(0), y_fit.mean(0)
+    xf, xt = x_fit - mean_x, x_test - mean_x
+    ridge = alpha * xf.pow(2).sum(1).mean() * torch.eye(len(xf), dtype=xf.dtype)
+    coef = torch.linalg.solve(xf @ xf.T + ridge, y_fit - mean_y)  # (M_fit, K)
+    pred = xt @ (xf.T @ coef) + mean_y
+    return (1 - (pred - y_test).pow(2).sum() / (y_test - y_test.mean(0)).pow(2).sum()).item()
+
+
+@torch.no_grad()
+def position_probe(model: DinoWMModel, tasks: int = 200, seed: int = TASK_SEED) -> tuple[float, float]:
+    """How well a linear map reads the agent's position off the frozen encoder's patch features: R² of a
+    ridge probe fit on half of the start and goal frames of `tasks` held-out tasks, scored on the other
+    half; and the same probe on raw pixels, for reference. Planning compares patch features, so features
+    that do not carry the position leave the planner's cost flat. Returns (features R², pixels R²)."""
+    env = make_env(model)
+    frames, positions = [], []
+    for i in range(tasks):
+        task = env.sample_task(seed + i)
+        observation, info = env.reset_to_task(task)
+        frames += [observation, env.goal_image(task)]
+        positions += [np.asarray(info["proprio"])[:2], np.asarray(task["goal_proprio"])[:2]]
+    video = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)[:, None].float() / 127.5 - 1  # (M, 1, C, H, W)
+    features = model.encode(video.to(model.device)).flatten(1).cpu()  # (M, N*E)
+    pixels, y = video.flatten(1), torch.from_numpy(np.stack(positions)).float()
+    half = len(y) // 2
+    return (ridge_r2(features[:half], y[:half], features[half:], y[half:]),
+            ridge_r2(pixels[:half], y[:half], pixels[half:], y[half:]))
+
+
 def evaluate(model: DinoWMModel, episodes: int = 50, planners: tuple[str, ...] = ("cem", "gd"),
              max_plans: int = 10, settings: dict[str, dict] | None = None) -> list[Metric]:
     """The card's numbers: success rate and seconds per plan for each planner, a random row and the
@@ -87,6 +121,10 @@ def evaluate(model: DinoWMModel, episodes: int = 50, planners: tuple[str, ...] =
     steps = max_plans * model.config.frame_skip
     metrics.append(Metric(f"random actions success rate ({steps} steps)", random_success(model, episodes, steps),
                           "success_rate", dataset))
+    probe, pixel_probe = position_probe(model)
+    metrics += [Metric("encoder: linear-probe R² of the agent position from the patch features", probe, "r2", dataset),
+                Metric("linear-probe R² of the agent position from the pixels (for reference)", pixel_probe, "r2",
+                       dataset)]
     if model.config.env_id in PAPER_CEM:
         metrics.append(Metric("DINO-WM paper, MPC-CEM success rate (for reference)",
                               PAPER_CEM[model.config.env_id], "success_rate", dataset))
