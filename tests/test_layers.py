@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from wm_hub.layers.attention import RotaryEmbedding, SelfAttention, attention_mask
-from wm_hub.layers.maskgit import masked_fraction, maskgit_decode, random_token_mask, sample_categorical
+from wm_hub.layers.distributions import sample_categorical
+from wm_hub.layers.maskgit import masked_fraction, maskgit_decode, random_token_mask
 from wm_hub.layers.quantizers import VectorQuantizer
 from wm_hub.layers.st_transformer import STCache, STTransformer
 

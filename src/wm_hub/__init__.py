@@ -46,6 +46,10 @@ _LAZY_IMPORTS = {
     "WorldARConfig": "wm_hub.models.cosmos.configuration_cosmos",
     "WorldARModel": "wm_hub.models.cosmos.modeling_cosmos",
     "ARVideo2WorldPipeline": "wm_hub.models.cosmos.pipeline_cosmos",
+    # DreamerV3
+    "DreamerConfig": "wm_hub.models.dreamer.configuration_dreamer",
+    "DreamerWorldModel": "wm_hub.models.dreamer.modeling_dreamer",
+    "DreamerAgent": "wm_hub.models.dreamer.modeling_dreamer",
     # DINO-WM
     "DinoWMConfig": "wm_hub.models.dino_wm.configuration_dino_wm",
     "DinoWMModel": "wm_hub.models.dino_wm.modeling_dino_wm",

@@ -152,14 +152,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.name} is a {type(model).__name__}; family {family!r} has no evaluation yet")
     if args.write_card and not hasattr(evaluation, "write_card"):
         raise ValueError(f"family {family!r} has no card writer yet; run without --write-card")
-    metrics = evaluation.evaluate(model, args.data, count=args.count)
+    needs_data = getattr(evaluation, "NEEDS_DATA", True)
+    if needs_data and args.data is None:
+        raise ValueError(f"{args.name} is evaluated on held-out data: pass --data FOLDER")
+    count = args.count or (64 if needs_data else 20)
+    metrics = evaluation.evaluate(model, args.data, count=count)
     for m in metrics:
         print(f"{m.name:45s} {m.value:8.4f} {m.unit}")
     if args.write_card:
         from wm_hub.hub import shipped_dir
 
         shipped = folder.resolve().parent == shipped_dir().resolve()
-        command = f"wm-hub eval {folder.name if shipped else args.name} --data {args.data} --count {args.count}"
+        source = f"--data {args.data} --count {count}" if needs_data else f"--episodes {count}"
+        command = f"wm-hub eval {folder.name if shipped else args.name} {source}"
         evaluation.write_card(folder, model, metrics, command, Path(args.training_notes).read_text())
         print(f"wrote {folder / 'README.md'}")
     return 0
@@ -264,8 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on held-out data (numbers for its card)")
     p.add_argument("name", help="a shipped name, a folder or a Hub repo id")
-    p.add_argument("--data", required=True, help="held-out dataset folder, e.g. data/platformer-eval")
-    p.add_argument("--count", type=int, default=64, help="clips per metric")
+    p.add_argument("--data", default=None, help="held-out dataset folder, e.g. data/platformer-eval (not for agents, "
+                                                "which are evaluated in their environment)")
+    p.add_argument("--count", "--episodes", dest="count", type=int, default=None,
+                   help="clips per metric (default 64), or episodes for an agent (default 20)")
     p.add_argument("--write-card", action="store_true", help="write the numbers into the checkpoint's card")
     p.add_argument("--training-notes", default=None, help="with --write-card: a file describing the training")
     p.set_defaults(func=cmd_eval)

@@ -305,18 +305,19 @@ def supported_mixed_precision(requested: str, device: torch.device) -> str:
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, default_config: str) -> None:
-    """The arguments every training script takes: --config, --resume, --max-steps, --output-dir, --data."""
+    """The arguments every training script takes: --config, --resume, --max-steps, --lr, --output-dir, --data."""
     parser.add_argument("--config", default=default_config)
     parser.add_argument("--resume", action="store_true", help="continue from <output_dir>/checkpoint")
     parser.add_argument("--max-steps", type=int, default=None, help="override the step count")
+    parser.add_argument("--lr", type=float, default=None, help="override the peak learning rate (e.g. to fine-tune)")
     parser.add_argument("--output-dir", default=None, help="override the output folder")
     parser.add_argument("--data", default=None, help="override the training dataset folder")
 
 
 def run_config(train_section: dict[str, Any], args: argparse.Namespace, **overrides: Any) -> TrainConfig:
-    """The `TrainConfig` of a config's `train` section with the command line's overrides (--max-steps,
+    """The `TrainConfig` of a config's `train` section with the command line's overrides (--max-steps, --lr,
     --output-dir, and any given here) applied where set."""
-    values = {"steps": args.max_steps, "output_dir": args.output_dir, **overrides}
+    values = {"steps": args.max_steps, "lr": getattr(args, "lr", None), "output_dir": args.output_dir, **overrides}
     return TrainConfig.from_dict({**train_section, **{k: v for k, v in values.items() if v}})
 
 
