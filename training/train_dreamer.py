@@ -22,7 +22,7 @@ import csv
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +39,10 @@ from wm_hub.models.dreamer.environment_dreamer import (
     obs_to_tensor,
     space_config,
 )
+from wm_hub.models.dreamer.learner_dreamer import DreamerLearner
 from wm_hub.models.dreamer.modeling_dreamer import DreamerAgent
 from wm_hub.models.dreamer.replay_dreamer import ReplayBuffer
-from wm_hub.trainer import STATE_META, load_training_state, load_yaml, save_training_state
+from wm_hub.trainer import STATE_META, check_settings, load_training_state, load_yaml, save_training_state
 
 # Settings a resumed run may change; any other difference from the checkpoint's run is refused.
 RESUMABLE_CHANGES = {"steps", "log_every", "save_every", "output_dir"}
@@ -70,16 +71,14 @@ class DreamerRun:
     ac_lr: float = 3e-5
     ac_eps: float = 1e-5
     ac_clip: float = 100.0
+    critic_lr: float | None = None  # None: ac_lr
     log_every: int = 1000
     save_every: int = 10_000
     seed: int = 0
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DreamerRun:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown run settings {unknown}; expected some of {sorted(known)}")
+        check_settings(cls, values, "run settings")
         return cls(**values)
 
 
@@ -107,44 +106,7 @@ def check_resumable(saved: dict[str, Any], run: DreamerRun) -> None:
                          "or the checkpoint's settings")
 
 
-class Learner:
-    """The agent's optimiser (one Adam, a parameter group per part: world model, actor, critic) and update."""
-
-    def __init__(self, agent: DreamerAgent, run: DreamerRun, state: PartialState) -> None:
-        self.agent, self.run, self.state = agent, run, state
-        self.groups = [list(agent.world_model.parameters()), list(agent.actor.parameters()),
-                       list(agent.critic.parameters())]
-        self.clips = [run.model_clip, run.ac_clip, run.ac_clip]
-        self.optimizer = torch.optim.Adam([
-            {"params": self.groups[0], "lr": run.model_lr, "eps": run.model_eps},
-            {"params": self.groups[1], "lr": run.ac_lr, "eps": run.ac_eps},
-            {"params": self.groups[2], "lr": run.ac_lr, "eps": run.ac_eps},
-        ])
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
-
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        agent, device = self.agent, self.state.device
-        batch = {k: v.to(device) for k, v in batch.items()}
-        obs = obs_to_tensor(batch["obs"], agent.config)
-        out = agent.world_model(obs, batch["prev_action"], batch["reward"], batch["is_first"],
-                                batch["is_terminal"])
-        ac = agent.actor_critic_loss(out.posterior, batch["is_terminal"])
-        self.optimizer.zero_grad(set_to_none=False)
-        (out.loss + ac.loss).backward()
-        if self.state.num_processes > 1:
-            from accelerate.utils import reduce
-
-            for group in self.groups:
-                for p in group:
-                    p.grad.copy_(reduce(p.grad, reduction="mean"))
-        norms = [torch.nn.utils.clip_grad_norm_(g, c) for g, c in zip(self.groups, self.clips, strict=True)]
-        self.optimizer.step()
-        agent.update_slow_critic()
-        return {"model_loss": out.loss.item(), **{k: float(v) for k, v in {**out.logs, **ac.logs}.items()},
-                "model_grad_norm": float(norms[0]), "actor_grad_norm": float(norms[1])}
-
-
-def random_actions(space: Any, n: int, config: DreamerConfig, rng: np.random.Generator) -> torch.Tensor:
+def random_actions(n: int, config: DreamerConfig, rng: np.random.Generator) -> torch.Tensor:
     """Uniform random actions in the agent's format `(n, A)` (one-hot, or in [-1, 1])."""
     if config.discrete_actions:
         return torch.nn.functional.one_hot(torch.from_numpy(rng.integers(0, config.action_dim, n)),
@@ -205,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     spaces = space_config(envs[0].observation_space, envs[0].action_space)
     config = DreamerConfig.from_preset(run.preset, **{**run.model, **spaces, "env_id": run.env_id})
     agent = DreamerAgent(config).to(state.device)
-    learner = Learner(agent, run, state)
+    learner = DreamerLearner(agent, model_lr=run.model_lr, model_eps=run.model_eps, model_clip=run.model_clip,
+                             ac_lr=run.ac_lr, ac_eps=run.ac_eps, ac_clip=run.ac_clip, critic_lr=run.critic_lr)
     replay = ReplayBuffer(run.replay_size // state.num_processes, tuple(config.obs_shape), config.action_dim,
                           run.envs, np.uint8 if config.is_image else np.float32)
 
@@ -240,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         stored = obs_to_model(np.stack(obs), config)
         replay.add(stored, prev_action.numpy(), reward, is_first, is_terminal)
         if env_steps < run.prefill:
-            action = random_actions(envs[0].action_space, run.envs, config, rng)
+            action = random_actions(run.envs, config, rng)
         else:
             acting["first"] = torch.from_numpy(is_first).to(state.device)
             action, acting = agent.act(obs_to_tensor(stored, config).to(state.device), acting)
@@ -263,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         env_steps += step_size
         bar.update(step_size)
         while env_steps >= run.prefill and updates < (env_steps - run.prefill) / per_update:
-            logs.append(learner.update(replay.sample(run.batch_size, run.batch_length, rng)))
+            logs.append(learner.update(replay.sample(run.batch_size, run.batch_length, rng), state))
             updates += 1
         if env_steps % run.log_every < step_size and logs:
             row = {"env_steps": env_steps, "updates": updates, "episodes": len(recent),

@@ -32,6 +32,14 @@ from wm_hub.checkpoint import atomic_directory
 StepFn = Callable[[nn.Module, dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 
 
+def check_settings(cls: type, values: dict[str, Any], what: str) -> None:
+    """Refuse `values` with keys that are not fields of the dataclass `cls`, naming them and the known ones."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; expected some of {sorted(known)}")
+
+
 @dataclass
 class TrainConfig:
     """Optimisation settings of one training run (a section of a training YAML)."""
@@ -62,10 +70,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown training settings {unknown}; expected some of {sorted(known)}")
+        check_settings(cls, values, "training settings")
         if values.get("mixed_precision") is False:  # YAML reads a bare `no` as false
             values = {**values, "mixed_precision": "no"}
         if "betas" in values:
