@@ -13,7 +13,9 @@ import pytest
 import yaml
 
 from wm_hub.cli import main as cli_main
-from wm_hub.models.dreamer.evaluation_dreamer import evaluate, imagination_frames
+from wm_hub.hub import shipped_names
+from wm_hub.models.dreamer.environment_dreamer import run_episodes
+from wm_hub.models.dreamer.evaluation_dreamer import agent_env, evaluate, imagination_frames
 from wm_hub.models.dreamer.modeling_dreamer import DreamerAgent
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,6 +65,24 @@ def test_train_resume_and_evaluate(tmp_path, capsys):
     assert "mean return over 2 episodes (policy mode)" in capsys.readouterr().out
 
 
+def test_shipped_dreamer_config_parses():
+    import argparse
+
+    import train_dreamer
+
+    from wm_hub.models.dreamer.configuration_dreamer import DreamerConfig
+    from wm_hub.trainer import load_yaml
+
+    config = load_yaml(REPO / "training" / "configs" / "dreamer.yaml")
+    for section in config["envs"]:
+        env, _, pixels = section.partition("@")
+        args = argparse.Namespace(env=env, pixels=64 if pixels else None, preset=None, steps=None, output_dir=None,
+                                  train_ratio=None, envs=None, seed=None)
+        run = train_dreamer.resolve_run(config, args)
+        assert run.steps > 0 and run.train_ratio > 0
+        assert DreamerConfig.from_preset(run.preset, **run.model).imag_horizon == 15
+
+
 def test_unsupported_env_is_refused(tmp_path):
     import train_dreamer
 
@@ -82,3 +102,12 @@ def test_accelerate_launch_two_cpu_processes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
     assert (tmp_path / "run" / "replay" / "process-1").is_dir()
+
+
+@pytest.mark.skipif("dreamer-cartpole" not in shipped_names(), reason="dreamer-cartpole is not shipped")
+def test_shipped_cartpole_agent_far_above_random():
+    """The shipped agent keeps the pole up several times longer than random actions (about 22 steps)."""
+    agent = DreamerAgent.from_pretrained("dreamer-cartpole")
+    env = agent_env(agent)
+    returns = [e["return"] for e in run_episodes(agent, env, 2, seed=1_000_000, mode=True)]
+    assert min(returns) >= 150, returns
