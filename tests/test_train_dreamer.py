@@ -105,9 +105,9 @@ def test_accelerate_launch_two_cpu_processes(tmp_path):
 
 
 @pytest.mark.skipif("dreamer-cartpole" not in shipped_names(), reason="dreamer-cartpole is not shipped")
-def test_shipped_cartpole_agent_far_above_random():
-    """The shipped agent keeps the pole up several times longer than random actions (about 22 steps)."""
+def test_shipped_cartpole_agent_balances():
+    """The shipped agent balances the pole to the cap of 500 steps (random actions: about 22)."""
     agent = DreamerAgent.from_pretrained("dreamer-cartpole")
     env = agent_env(agent)
     returns = [e["return"] for e in run_episodes(agent, env, 2, seed=1_000_000, mode=True)]
-    assert min(returns) >= 150, returns
+    assert min(returns) >= 475, returns
