@@ -42,7 +42,14 @@ from wm_hub.models.dreamer.environment_dreamer import (
 from wm_hub.models.dreamer.learner_dreamer import DreamerLearner
 from wm_hub.models.dreamer.modeling_dreamer import DreamerAgent
 from wm_hub.models.dreamer.replay_dreamer import ReplayBuffer
-from wm_hub.trainer import STATE_META, check_settings, load_training_state, load_yaml, save_training_state
+from wm_hub.trainer import (
+    STATE_META,
+    append_csv,
+    check_settings,
+    load_training_state,
+    load_yaml,
+    save_training_state,
+)
 
 # Settings a resumed run may change; any other difference from the checkpoint's run is refused.
 RESUMABLE_CHANGES = {"steps", "log_every", "save_every", "output_dir"}
@@ -112,15 +119,6 @@ def random_actions(n: int, config: DreamerConfig, rng: np.random.Generator) -> t
         return torch.nn.functional.one_hot(torch.from_numpy(rng.integers(0, config.action_dim, n)),
                                            config.action_dim).float()
     return torch.from_numpy(rng.uniform(-1, 1, (n, config.action_dim)).astype(np.float32))
-
-
-def append_csv(path: Path, row: dict[str, Any]) -> None:
-    new = not path.is_file()
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
 
 
 def write_run_card(folder: Path, agent: DreamerAgent, run: DreamerRun, argv: list[str]) -> None:

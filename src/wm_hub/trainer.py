@@ -227,7 +227,7 @@ def train(
             with torch.no_grad():
                 values = {k: float(v) for k, v in validate(unwrapped).items()}
             unwrapped.train()
-            _append_csv(val_log_path, {"step": step, **values})
+            append_csv(val_log_path, {"step": step, **values})
             accelerator.print(f"validation at step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
             if config.select_metric:
                 if config.select_metric not in values:
@@ -268,7 +268,7 @@ def train(
             tick = time.perf_counter()
             if accelerator.is_main_process:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()})
-                _append_csv(log_path, row)
+                append_csv(log_path, row)
         if config.validate_every and (done % config.validate_every == 0 or done == config.steps):
             run_validation(done)
         if done % config.save_every == 0 or done == config.steps:
@@ -279,7 +279,7 @@ def train(
     return unwrapped
 
 
-def _append_csv(path: Path, row: dict[str, Any]) -> None:
+def append_csv(path: Path, row: dict[str, Any]) -> None:
     new_file = not path.exists()
     with open(path, "a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(row))
