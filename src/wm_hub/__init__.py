@@ -50,6 +50,14 @@ _LAZY_IMPORTS = {
     "DreamerConfig": "wm_hub.models.dreamer.configuration_dreamer",
     "DreamerWorldModel": "wm_hub.models.dreamer.modeling_dreamer",
     "DreamerAgent": "wm_hub.models.dreamer.modeling_dreamer",
+    # World Models (Ha & Schmidhuber 2018)
+    "ConvVAEConfig": "wm_hub.models.world_models.configuration_world_models",
+    "MDNRNNConfig": "wm_hub.models.world_models.configuration_world_models",
+    "ControllerConfig": "wm_hub.models.world_models.configuration_world_models",
+    "ConvVAE": "wm_hub.models.world_models.modeling_world_models",
+    "MDNRNN": "wm_hub.models.world_models.modeling_world_models",
+    "Controller": "wm_hub.models.world_models.modeling_world_models",
+    "WorldModelsAgent": "wm_hub.models.world_models.pipeline_world_models",
     # DINO-WM
     "DinoWMConfig": "wm_hub.models.dino_wm.configuration_dino_wm",
     "DinoWMModel": "wm_hub.models.dino_wm.modeling_dino_wm",

@@ -1,8 +1,10 @@
 """Distributions: fast categorical sampling (MaskGIT, DreamerV3), and DreamerV3's (Hafner et al. 2023) symlog /
 symexp squashing, symexp two-hot distribution of rewards and values, and categorical latents with uniform
-mixing and straight-through sampling."""
+mixing and straight-through sampling; the mixture density network of Ha & Schmidhuber's MDN-RNN (2018)."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -96,3 +98,23 @@ def categorical_entropy(logits: Tensor) -> Tensor:
     """Entropy `(...)` of categoricals with `logits` `(..., K)`."""
     log_p = logits.log_softmax(-1)
     return -(log_p.exp() * log_p).sum(-1)
+
+
+def mdn_log_prob(logit_pi: Tensor, mu: Tensor, log_sigma: Tensor, x: Tensor) -> Tensor:
+    """Log-density of `x` `(..., D)` under a mixture of K Gaussians per dimension, dimensions independent
+    (Ha & Schmidhuber's MDN): `logit_pi`, `mu`, `log_sigma` `(..., D, K)` -> `(..., D)`."""
+    x = x.unsqueeze(-1)
+    log_normal = -0.5 * ((x - mu) / log_sigma.exp()) ** 2 - log_sigma - 0.5 * math.log(2 * math.pi)
+    return torch.logsumexp(logit_pi.log_softmax(-1) + log_normal, dim=-1)
+
+
+def mdn_sample(logit_pi: Tensor, mu: Tensor, log_sigma: Tensor, temperature: float = 1.0,
+               generator: torch.Generator | None = None) -> Tensor:
+    """One draw `(..., D)` of the MDN `(..., D, K)` at `temperature` tau: mixture weights softmax(logits / tau),
+    each Gaussian's std times sqrt(tau), as in the paper (tau < 1 is more predictable, > 1 more uncertain)."""
+    if temperature <= 0:
+        raise ValueError(f"expected temperature > 0, got {temperature}")
+    k = sample_categorical((logit_pi / temperature).softmax(-1), generator)  # (..., D)
+    pick = lambda t: t.gather(-1, k.unsqueeze(-1)).squeeze(-1)  # noqa: E731
+    noise = torch.randn(mu.shape[:-1], generator=generator, device=mu.device, dtype=mu.dtype)
+    return pick(mu) + pick(log_sigma).exp() * math.sqrt(temperature) * noise
