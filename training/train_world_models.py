@@ -48,8 +48,7 @@ TRAIN_EVAL_SEED = 900_000  # evaluations during training; `wm-hub eval` uses see
 
 
 def controller_config(config: dict[str, Any], vae: ConvVAE, mdnrnn: MDNRNN) -> ControllerConfig:
-    env = gym.make(config["env_id"])
-    space = env.action_space
+    space = gym.make(config["env_id"]).action_space
     return ControllerConfig(latent_dim=vae.config.latent_dim, hidden_size=mdnrnn.config.hidden_size,
                             action_dim=int(space.shape[0]), action_low=space.low.tolist(),
                             action_high=space.high.tolist(), env_id=config["env_id"],
@@ -104,10 +103,11 @@ def evolve(run_dir: Path, settings: dict[str, Any], n: int, fitness, evaluate, r
         save_es(state_dir, es)
 
 
-def real_env_score(vae_dir: Path, mdnrnn_dir: Path, ccfg: ControllerConfig, env_id: str, flat: np.ndarray,
-                   episodes: int, workers: int, seed: int = TRAIN_EVAL_SEED) -> float:
+def real_env_score(vae_dir: Path, mdnrnn_dir: Path, ccfg: ControllerConfig, config: dict[str, Any],
+                   flat: np.ndarray, episodes: int, workers: int, seed: int = TRAIN_EVAL_SEED) -> float:
     """Mean return of one parameter vector over `episodes` full episodes (no early stop)."""
-    fitness = EnvFitness(vae_dir, mdnrnn_dir, ccfg, env_id, rollouts=episodes, workers=workers)
+    fitness = EnvFitness(vae_dir, mdnrnn_dir, ccfg, config["env_id"], rollouts=episodes, workers=workers,
+                         env_kwargs=config.get("env_kwargs"))
     try:
         return float(fitness(flat[None], seed, full_episodes=True)[0])
     finally:
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         c = config["collect"]
         shards = record_rollouts(config["env_id"], data, args.episodes or c["episodes"], vae_config,
                                  shard_episodes=c["shard_episodes"], seed=c["seed"], max_steps=c.get("max_steps"),
-                                 workers=args.workers or c.get("workers", 1))
+                                 workers=args.workers or c.get("workers", 1), env_kwargs=config.get("env_kwargs"))
         print(f"{len(shards)} shards in {data}")
         return 0
 
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         s = {**config["controller"], **({"generations": args.generations} if args.generations else {})}
         workers = args.workers or s["workers"]
         fitness = EnvFitness(vae_dir, mdnrnn_dir, ccfg, config["env_id"], s["rollouts"], workers, s.get("patience"),
-                             s.get("step_penalty", 0.0))
+                             s.get("step_penalty", 0.0), config.get("env_kwargs"))
         try:
             evolve(root / "controller", s, n, lambda x, g: fitness(x, g * s["rollouts"]),
                    lambda flat: float(fitness(flat[None], TRAIN_EVAL_SEED, rollouts=s["eval_episodes"],
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = root / f"dream-t{temperature:.2f}"
         evolve(run_dir, s, n, fitness, evaluate, args.resume, s.get("seed", 0), Controller(ccfg))
         trained = Controller.from_pretrained(run_dir / "model")
-        score = real_env_score(vae_dir, mdnrnn_dir, ccfg, config["env_id"], trained.flat_parameters(),
+        score = real_env_score(vae_dir, mdnrnn_dir, ccfg, config, trained.flat_parameters(),
                                s["real_episodes"], args.workers or s.get("workers", 1))
         (run_dir / "real_env.json").write_text(json.dumps({"temperature": temperature, "episodes": s["real_episodes"],
                                                            "mean_return": score, "seed": TRAIN_EVAL_SEED}, indent=1))

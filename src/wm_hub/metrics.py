@@ -6,6 +6,8 @@ choose how to average.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -51,3 +53,18 @@ def delta_t_psnr(
     if not 0 <= t < target.shape[1]:
         raise ValueError(f"t={t} is outside the clip's {target.shape[1]} frames")
     return psnr(pred_inferred[:, t], target[:, t], data_range) - psnr(pred_random[:, t], target[:, t], data_range)
+
+
+def random_returns(env: Any, episodes: int, seed: int) -> list[float]:
+    """Returns of uniformly random actions in a gymnasium `env` over episodes reset with seeds `seed`, `seed` + 1, ...
+    (the baseline on agents' cards)."""
+    returns = []
+    env.action_space.seed(seed)
+    for episode in range(episodes):
+        env.reset(seed=seed + episode)
+        total, done = 0.0, False
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+            total, done = total + float(reward), terminated or truncated
+        returns.append(total)
+    return returns

@@ -12,6 +12,7 @@ import torch
 from wm_hub.cards import Metric
 from wm_hub.data.clips import tensor_to_frames, write_gif
 from wm_hub.layers.distributions import symexp
+from wm_hub.metrics import random_returns
 from wm_hub.models.dreamer.environment_dreamer import make_env, obs_to_tensor, run_episodes
 from wm_hub.models.dreamer.modeling_dreamer import DreamerAgent
 
@@ -34,20 +35,6 @@ def agent_env(agent: DreamerAgent):
     if not agent.config.env_id:
         raise ValueError("this agent's config names no env_id; run it in your env with run_episodes")
     return make_env(agent.config.env_id, agent.config.obs_shape[1] if agent.config.is_image else 0)
-
-
-def random_returns(env: Any, episodes: int, seed: int) -> list[float]:
-    """Returns of uniformly random actions over the same episode seeds (the baseline on the card)."""
-    returns = []
-    env.action_space.seed(seed)
-    for episode in range(episodes):
-        env.reset(seed=seed + episode)
-        total, done = 0.0, False
-        while not done:
-            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
-            total, done = total + float(reward), terminated or truncated
-        returns.append(total)
-    return returns
 
 
 def evaluate(model: DreamerAgent, data: str | None = None, count: int = 20) -> list[Metric]:

@@ -55,10 +55,10 @@ class PreprocessedFrames(gym.ObservationWrapper):
         return preprocess_frames(observation, self.config)
 
 
-def _record_shard(job: tuple[str, dict[str, Any], int, int, int | None, str]) -> str:
-    env_id, vae_config, episodes, seed, max_steps, out = job
+def _record_shard(job: tuple[str, dict[str, Any], dict[str, Any], int, int, int | None, str]) -> str:
+    env_id, env_kwargs, vae_config, episodes, seed, max_steps, out = job
     torch.set_num_threads(1)
-    env = PreprocessedFrames(gym.make(env_id), ConvVAEConfig(**vae_config))
+    env = PreprocessedFrames(gym.make(env_id, **env_kwargs), ConvVAEConfig(**vae_config))
     ds = record_episodes(env, episodes, policy=RandomDrivingPolicy(seed), max_steps=max_steps, seed=seed,
                          progress=False)
     save_dataset(ds, out)
@@ -66,11 +66,11 @@ def _record_shard(job: tuple[str, dict[str, Any], int, int, int | None, str]) ->
 
 
 def record_rollouts(env_id: str, out_dir: str | os.PathLike, episodes: int, vae_config: ConvVAEConfig,
-                    shard_episodes: int = 10, seed: int = 0, max_steps: int | None = None, workers: int = 1
-                    ) -> list[Path]:
-    """Record `episodes` random-policy episodes of `env_id` into `out_dir/shard-XXXXX` (each a dataset of
-    `shard_episodes` episodes, reset seeds `seed + shard index * shard_episodes` on), skipping shards already there;
-    `workers` processes record shards in parallel. Returns the shard folders."""
+                    shard_episodes: int = 10, seed: int = 0, max_steps: int | None = None, workers: int = 1,
+                    env_kwargs: dict[str, Any] | None = None) -> list[Path]:
+    """Record `episodes` random-policy episodes of `gym.make(env_id, **env_kwargs)` into `out_dir/shard-XXXXX` (each a
+    dataset of `shard_episodes` episodes, reset seeds `seed + shard index * shard_episodes` on), skipping shards
+    already there; `workers` processes record shards in parallel. Returns the shard folders."""
     if episodes < 1 or shard_episodes < 1:
         raise ValueError(f"expected episodes >= 1 and shard_episodes >= 1, got {episodes} and {shard_episodes}")
     out = Path(out_dir)
@@ -79,8 +79,8 @@ def record_rollouts(env_id: str, out_dir: str | os.PathLike, episodes: int, vae_
         path = out / f"shard-{index:05d}"
         shards.append(path)
         if not path.is_dir():
-            jobs.append((env_id, vae_config.to_dict(), min(shard_episodes, episodes - start), seed + start, max_steps,
-                         str(path)))
+            jobs.append((env_id, env_kwargs or {}, vae_config.to_dict(), min(shard_episodes, episodes - start),
+                         seed + start, max_steps, str(path)))
     if workers > 1 and len(jobs) > 1:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             for done in pool.imap_unordered(_record_shard, jobs):

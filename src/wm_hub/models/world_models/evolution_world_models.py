@@ -88,10 +88,11 @@ def load_parts(vae: str | os.PathLike, mdnrnn: str | os.PathLike, controller_con
     return agent, controller
 
 
-def _init_worker(vae: str, mdnrnn: str, controller_config: dict[str, Any], env_id: str) -> None:
+def _init_worker(vae: str, mdnrnn: str, controller_config: dict[str, Any], env_id: str,
+                 env_kwargs: dict[str, Any]) -> None:
     torch.set_num_threads(1)  # one core per worker process
     agent, controller = load_parts(vae, mdnrnn, ControllerConfig(**controller_config))
-    _WORKER.update(agent=agent, controller=controller, env=gym.make(env_id))
+    _WORKER.update(agent=agent, controller=controller, env=gym.make(env_id, **env_kwargs))
 
 
 def _episode_return(task: tuple[np.ndarray, int, int, int | None, float]) -> float:
@@ -110,11 +111,11 @@ class EnvFitness:
 
     def __init__(self, vae: str | os.PathLike, mdnrnn: str | os.PathLike, controller_config: ControllerConfig,
                  env_id: str, rollouts: int, workers: int = 1, patience: int | None = None,
-                 step_penalty: float = 0.0) -> None:
+                 step_penalty: float = 0.0, env_kwargs: dict[str, Any] | None = None) -> None:
         if rollouts < 1 or workers < 1:
             raise ValueError(f"expected rollouts >= 1 and workers >= 1, got {rollouts} and {workers}")
         self.rollouts, self.patience, self.step_penalty = rollouts, patience, step_penalty
-        args = (str(vae), str(mdnrnn), controller_config.to_dict(), env_id)
+        args = (str(vae), str(mdnrnn), controller_config.to_dict(), env_id, env_kwargs or {})
         if workers == 1:
             _init_worker(*args)
             self.pool = None
