@@ -102,3 +102,15 @@ def test_cosmos_ar_table(tmp_path, capsys):
     assert all(float(r[2]) > 0 for r in rows)
     bench_cosmos_ar.main(["--name", str(tmp_path / "missing")])
     assert "not shipped here yet" in capsys.readouterr().out
+
+
+def test_world_models_table(capsys):
+    from benchmarks import bench_world_models
+
+    bench_world_models.main(["--steps", "10", "--episodes", "1", "--popsize", "2", "--dream-batch", "3", "2",
+                             "--workers", "1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[1].startswith("| what | setting | steps/s")
+    rows = [line.split("|")[1:-1] for line in lines[3:]]
+    assert [r[0].strip() for r in rows] == ["real env", "dream", "CMA-ES generation, real env"]
+    assert all(float(r[2]) > 0 for r in rows)
