@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 def tiny_config(tmp_path: Path) -> Path:
     config = {
         "env_id": "CarRacing-v3", "env_kwargs": {"max_episode_steps": 40}, "output_dir": str(tmp_path / "out"),
-        "collect": {"data": str(tmp_path / "data"), "episodes": 3, "shard_episodes": 2, "seed": 0, "workers": 1},
+        "collect": {"data": str(tmp_path / "data"), "episodes": 3, "shard_episodes": 2, "seed": 0, "workers": 1,
+                    "agent_noise": 0.1},
         "vae": {"model": {"latent_dim": 8, "channels": [8, 8, 16, 16], "frame_crop": [0, 84, 0, 96]},
                 "train": {"steps": 4, "batch_size": 8, "lr": 1.0e-3, "warmup_steps": 1, "log_every": 2,
                           "save_every": 2}},
@@ -73,6 +74,14 @@ def test_all_stages_resume_and_evaluate(tmp_path, capsys):
     assert "resumed CMA-ES at generation 2" in capsys.readouterr().out
     assert json.loads((out / "controller" / "es_state" / "state.json").read_text())["generation"] == 3
     assert len(list(csv.DictReader(open(out / "controller" / "eval.csv")))) == 3
+
+    # the iterative procedure: the trained agent records more rollouts (new seeds), V trains on both folders
+    assert run("--stage", "collect", "--policy", "agent", "--data", str(tmp_path / "iter1"), "--episodes", "1",
+               "--seed", "500") == 0
+    assert len(load_rollouts(tmp_path / "data", tmp_path / "iter1")) == 4
+    assert run("--stage", "vae", "--data", str(tmp_path / "data"), str(tmp_path / "iter1"), "--resume",
+               "--max-steps", "6") == 0
+    assert "from 4 episodes" in capsys.readouterr().out
 
     # 4. C inside the dream, scored in the real env at the end
     assert run("--stage", "dream", "--temperature", "1.2") == 0

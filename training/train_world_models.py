@@ -12,6 +12,9 @@ Settings come from `training/configs/world_models_carracing.yaml` (a section per
 after each generation). Outputs go under the config's `output_dir`: `vae/model`, `mdnrnn/model`, `controller/model`,
 `dream-t<temperature>/model` (each a Hub-ready folder), and `agent/`, the `WorldModelsAgent` bundling them. The
 CMA-ES stages log each generation to `log.csv` and the periodic evaluations of the population mean to `eval.csv`.
+The paper's iterative procedure: record new rollouts with the trained agent driving (`--stage collect --policy agent
+--data data/carracing-iter1 --seed 500000`), then train V and M again on both (`--data data/carracing-rollouts
+data/carracing-iter1`), and C on them.
 """
 
 from __future__ import annotations
@@ -122,8 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, default=None, help="vae / mdnrnn: override the step count")
     parser.add_argument("--lr", type=float, default=None, help="vae / mdnrnn: override the learning rate")
     parser.add_argument("--output-dir", default=None, help="override the config's output_dir")
-    parser.add_argument("--data", default=None, help="rollouts folder (collect writes it, vae / mdnrnn read it)")
+    parser.add_argument("--data", nargs="+", default=None,
+                        help="rollout folder(s): collect writes the first, vae / mdnrnn / dream read them all")
+    parser.add_argument("--policy", choices=["random", "agent"], default="random",
+                        help="collect: random driving, or the trained agent (V, M and the real-env C) with noise, "
+                             "the paper's iterative procedure")
     parser.add_argument("--episodes", type=int, default=None, help="collect: episodes in all")
+    parser.add_argument("--seed", type=int, default=None, help="collect: first reset seed (default: the config's)")
     parser.add_argument("--workers", type=int, default=None, help="collect / controller / dream: processes")
     parser.add_argument("--generations", type=int, default=None, help="controller / dream: CMA-ES generations")
     parser.add_argument("--temperature", type=float, default=None, help="dream: M's sampling temperature")
@@ -133,22 +141,28 @@ def main(argv: list[str] | None = None) -> int:
 
     config = load_yaml(args.config)
     root = Path(args.output_dir or config["output_dir"])
-    data = args.data or config["collect"]["data"]
+    data = args.data or [config["collect"]["data"]]
     vae_dir, mdnrnn_dir = root / "vae" / "model", root / "mdnrnn" / "model"
     vae_config = ConvVAEConfig(**config["vae"]["model"])
 
     if args.stage == "collect":
         c = config["collect"]
-        shards = record_rollouts(config["env_id"], data, args.episodes or c["episodes"], vae_config,
-                                 shard_episodes=c["shard_episodes"], seed=c["seed"], max_steps=c.get("max_steps"),
-                                 workers=args.workers or c.get("workers", 1), env_kwargs=config.get("env_kwargs"))
-        print(f"{len(shards)} shards in {data}")
+        agent = None
+        if args.policy == "agent":
+            agent = {"parts": {"vae": str(vae_dir), "mdnrnn": str(mdnrnn_dir),
+                               "controller": str(root / "controller" / "model")}, "noise": c["agent_noise"]}
+        shards = record_rollouts(config["env_id"], data[0], args.episodes or c["episodes"], vae_config,
+                                 shard_episodes=c["shard_episodes"],
+                                 seed=c["seed"] if args.seed is None else args.seed, max_steps=c.get("max_steps"),
+                                 workers=args.workers or c.get("workers", 1), env_kwargs=config.get("env_kwargs"),
+                                 agent=agent)
+        print(f"{len(shards)} shards in {data[0]}")
         return 0
 
     if args.stage in ("vae", "mdnrnn"):
         section = config[args.stage]
         train_config = run_config(section["train"], args, output_dir=str(root / args.stage))
-        episodes = load_rollouts(data)
+        episodes = load_rollouts(*data)
         if args.stage == "vae":
             model = ConvVAE(vae_config)
             dataset = FrameDataset(episodes)
@@ -194,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         s = {**config["dream"], **({"generations": args.generations} if args.generations else {})}
         temperature = args.temperature or s["temperature"]
         generator = torch.Generator().manual_seed(s.get("seed", 0))
-        episodes = load_rollouts(data)
+        episodes = load_rollouts(*data)
         starts = torch.from_numpy(np.stack([e["frames"][0] for e in episodes]))  # first frames of the rollouts
         with torch.no_grad():
             mu, logvar = vae.encode(starts.permute(0, 3, 1, 2).float() / 127.5 - 1.0)

@@ -43,6 +43,36 @@ class RandomDrivingPolicy:
         return self.action.copy()
 
 
+class AgentPolicy:
+    """The paper's iterative procedure: a trained agent drives to record new rollouts, its actions perturbed by
+    Gaussian noise of std `noise` and clipped to the controller's bounds; M consumes the action actually taken.
+    `parts` names the folders of V, M and C."""
+
+    def __init__(self, parts: dict[str, str], noise: float = 0.1, seed: int = 0) -> None:
+        from wm_hub.models.world_models.modeling_world_models import MDNRNN, Controller
+        from wm_hub.models.world_models.pipeline_world_models import WorldModelsAgent
+
+        self.agent = WorldModelsAgent(ConvVAE.from_pretrained(parts["vae"]), MDNRNN.from_pretrained(parts["mdnrnn"]),
+                                      Controller.from_pretrained(parts["controller"]))
+        c = self.agent.controller.config
+        self.low, self.high = np.array(c.action_low), np.array(c.action_high)
+        self.noise, self.rng = noise, np.random.default_rng(seed)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = self.agent.reset(1)
+
+    @torch.no_grad()
+    def __call__(self, obs: np.ndarray, info: dict) -> np.ndarray:
+        z = self.agent.encode(obs[None], self.generator)
+        action = self.agent.controller(z, self.state.hidden)[0].numpy()
+        action = np.clip(action + self.rng.normal(0, self.noise, action.shape), self.low, self.high).astype(np.float32)
+        _, lstm = self.agent.mdnrnn.step(z, torch.from_numpy(action)[None], self.state.lstm)
+        self.state = type(self.state)(lstm)
+        return action
+
+
 class PreprocessedFrames(gym.ObservationWrapper):
     """Observations as V takes them: uint8 `(64, 64, 3)` (`preprocess_frames`: V's crop, then resize)."""
 
@@ -55,22 +85,25 @@ class PreprocessedFrames(gym.ObservationWrapper):
         return preprocess_frames(observation, self.config)
 
 
-def _record_shard(job: tuple[str, dict[str, Any], dict[str, Any], int, int, int | None, str]) -> str:
-    env_id, env_kwargs, vae_config, episodes, seed, max_steps, out = job
+def _record_shard(job: tuple[str, dict[str, Any], dict[str, Any], dict[str, Any] | None, int, int, int | None, str]
+                  ) -> str:
+    env_id, env_kwargs, vae_config, agent, episodes, seed, max_steps, out = job
     torch.set_num_threads(1)
     env = PreprocessedFrames(gym.make(env_id, **env_kwargs), ConvVAEConfig(**vae_config))
-    ds = record_episodes(env, episodes, policy=RandomDrivingPolicy(seed), max_steps=max_steps, seed=seed,
-                         progress=False)
+    policy = RandomDrivingPolicy(seed) if agent is None else AgentPolicy(agent["parts"], agent["noise"], seed)
+    ds = record_episodes(env, episodes, policy=policy, max_steps=max_steps, seed=seed, progress=False)
     save_dataset(ds, out)
     return out
 
 
 def record_rollouts(env_id: str, out_dir: str | os.PathLike, episodes: int, vae_config: ConvVAEConfig,
                     shard_episodes: int = 10, seed: int = 0, max_steps: int | None = None, workers: int = 1,
-                    env_kwargs: dict[str, Any] | None = None) -> list[Path]:
-    """Record `episodes` random-policy episodes of `gym.make(env_id, **env_kwargs)` into `out_dir/shard-XXXXX` (each a
-    dataset of `shard_episodes` episodes, reset seeds `seed + shard index * shard_episodes` on), skipping shards
-    already there; `workers` processes record shards in parallel. Returns the shard folders."""
+                    env_kwargs: dict[str, Any] | None = None, agent: dict[str, Any] | None = None) -> list[Path]:
+    """Record `episodes` episodes of `gym.make(env_id, **env_kwargs)` into `out_dir/shard-XXXXX` (each a dataset of
+    `shard_episodes` episodes, reset seeds `seed + shard index * shard_episodes` on), skipping shards already there;
+    `workers` processes record shards in parallel. The random driving policy drives, or with `agent` (`{"parts":
+    {"vae": folder, "mdnrnn": folder, "controller": folder}, "noise": std}`) a trained agent (`AgentPolicy`).
+    Returns the shard folders."""
     if episodes < 1 or shard_episodes < 1:
         raise ValueError(f"expected episodes >= 1 and shard_episodes >= 1, got {episodes} and {shard_episodes}")
     out = Path(out_dir)
@@ -79,7 +112,7 @@ def record_rollouts(env_id: str, out_dir: str | os.PathLike, episodes: int, vae_
         path = out / f"shard-{index:05d}"
         shards.append(path)
         if not path.is_dir():
-            jobs.append((env_id, env_kwargs or {}, vae_config.to_dict(), min(shard_episodes, episodes - start),
+            jobs.append((env_id, env_kwargs or {}, vae_config.to_dict(), agent, min(shard_episodes, episodes - start),
                          seed + start, max_steps, str(path)))
     if workers > 1 and len(jobs) > 1:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
@@ -91,11 +124,10 @@ def record_rollouts(env_id: str, out_dir: str | os.PathLike, episodes: int, vae_
     return shards
 
 
-def load_rollouts(folder: str | os.PathLike) -> list[dict[str, np.ndarray]]:
-    """The episodes of every `shard-*` dataset under `folder` (or of the dataset `folder` itself): per episode
+def load_rollouts(*folders: str | os.PathLike) -> list[dict[str, np.ndarray]]:
+    """The episodes of every `shard-*` dataset under each folder (or of the dataset folder itself): per episode
     `frames` uint8 `(T+1, 64, 64, 3)`, `actions` float32 `(T, A)`, `rewards` `(T,)`, `terminated` bool `(T,)`."""
-    folder = Path(folder)
-    shards = sorted(folder.glob("shard-*")) or [folder]
+    shards = [s for folder in map(Path, folders) for s in (sorted(folder.glob("shard-*")) or [folder])]
     episodes = []
     for shard in shards:
         ds = load_dataset_dir(shard).with_format("numpy")
@@ -108,7 +140,8 @@ def load_rollouts(folder: str | os.PathLike) -> list[dict[str, np.ndarray]]:
             episodes.append({"frames": frames[rows], "actions": actions[rows[:-1]].astype(np.float32),
                              "rewards": rewards[rows[:-1]].astype(np.float32), "terminated": terminated[rows[:-1]]})
     if not episodes:
-        raise ValueError(f"no episodes under {folder}; record some with `train_world_models.py --stage collect`")
+        raise ValueError(f"no episodes under {', '.join(map(str, folders))}; record some with "
+                         "`train_world_models.py --stage collect`")
     return episodes
 
 
