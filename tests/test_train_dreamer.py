@@ -104,10 +104,14 @@ def test_accelerate_launch_two_cpu_processes(tmp_path):
     assert (tmp_path / "run" / "replay" / "process-1").is_dir()
 
 
-@pytest.mark.skipif("dreamer-cartpole" not in shipped_names(), reason="dreamer-cartpole is not shipped")
-def test_shipped_cartpole_agent_balances():
-    """The shipped agent balances the pole to the cap of 500 steps (random actions: about 22)."""
-    agent = DreamerAgent.from_pretrained("dreamer-cartpole")
+@pytest.mark.parametrize("name", ["dreamer-cartpole", "dreamer-cartpole-pixels"])
+def test_shipped_cartpole_agent_balances(name):
+    """The shipped agents (vector observations; 64 x 64 rendered frames) balance the pole to the cap of 500 steps
+    (random actions: about 22)."""
+    if name not in shipped_names():
+        pytest.skip(f"{name} is not shipped")
+    agent = DreamerAgent.from_pretrained(name)
     env = agent_env(agent)
+    assert agent.config.is_image == name.endswith("pixels")
     returns = [e["return"] for e in run_episodes(agent, env, 2, seed=1_000_000, mode=True)]
     assert min(returns) >= 475, returns
