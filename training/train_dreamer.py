@@ -185,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     step_size = run.envs * state.num_processes
 
     # 3. Act, store, learn
-    seeds = iter(range(run.seed * 1_000_000 + state.process_index * 10_000, 10**9))
+    # reset seeds: run seed 0 uses 0, 1, ... (process p from p * 10000), seed s >= 1 starts at s * 10**7, so training
+    # never meets the held-out seeds 1000000+ that `wm-hub eval` plays
+    seeds = iter(range(run.seed * 10_000_000 + state.process_index * 10_000, 10**10))
     obs = [e.reset(seed=next(seeds))[0] for e in envs]
     prev_action = torch.zeros(run.envs, config.action_dim)
     reward = np.zeros(run.envs, np.float32)

@@ -16,7 +16,7 @@ from wm_hub.metrics import random_returns
 from wm_hub.models.dreamer.environment_dreamer import make_env, obs_to_tensor, run_episodes
 from wm_hub.models.dreamer.modeling_dreamer import DreamerAgent
 
-EVAL_SEED = 1_000_000  # held-out episode seeds: training resets use seeds below it
+EVAL_SEED = 1_000_000  # held-out episode seeds: training resets use seeds below it (run seed 0) or from 10**7 up
 NEEDS_DATA = False  # `wm-hub eval` runs episodes in the agent's environment, not a dataset
 
 CARD_USAGE = """import torch
