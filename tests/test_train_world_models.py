@@ -30,7 +30,7 @@ def tiny_config(tmp_path: Path) -> Path:
                              "save_every": 2}},
         "controller": {"popsize": 4, "rollouts": 1, "sigma": 0.1, "generations": 2, "workers": 1, "patience": 10,
                        "step_penalty": 0.1, "eval_every": 1, "eval_episodes": 1},
-        "dream": {"popsize": 4, "rollouts": 3, "sigma": 0.1, "generations": 2, "max_steps": 20, "temperature": 1.0,
+        "dream": {"popsize": 4, "rollouts": 3, "start_frames": 2, "sigma": 0.1, "generations": 2, "max_steps": 20, "temperature": 1.0,
                   "eval_every": 1, "eval_batches": 2, "real_episodes": 1, "workers": 1},
     }
     path = tmp_path / "wm.yaml"

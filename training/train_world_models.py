@@ -135,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="collect / controller / dream: processes")
     parser.add_argument("--generations", type=int, default=None, help="controller / dream: CMA-ES generations")
     parser.add_argument("--temperature", type=float, default=None, help="dream: M's sampling temperature")
+    parser.add_argument("--vae", default=None, help="V's folder for the later stages (default: <output_dir>/vae/model)")
+    parser.add_argument("--mdnrnn", default=None,
+                        help="M's folder for the later stages (default: <output_dir>/mdnrnn/model)")
     parser.add_argument("--dream-temperature", type=float, default=None,
                         help="assemble: the dream-trained controller to bundle (default: none)")
     args = parser.parse_args(argv)
@@ -142,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     config = load_yaml(args.config)
     root = Path(args.output_dir or config["output_dir"])
     data = args.data or [config["collect"]["data"]]
-    vae_dir, mdnrnn_dir = root / "vae" / "model", root / "mdnrnn" / "model"
+    vae_dir = Path(args.vae or root / "vae" / "model")
+    mdnrnn_dir = Path(args.mdnrnn or root / "mdnrnn" / "model")
     vae_config = ConvVAEConfig(**config["vae"]["model"])
 
     if args.stage == "collect":
@@ -208,10 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         s = {**config["dream"], **({"generations": args.generations} if args.generations else {})}
         temperature = args.temperature or s["temperature"]
         generator = torch.Generator().manual_seed(s.get("seed", 0))
-        episodes = load_rollouts(*data)
-        starts = torch.from_numpy(np.stack([e["frames"][0] for e in episodes]))  # first frames of the rollouts
+        # dreams start from the first frames of real tracks (training reset seeds), as V encodes them
+        env = gym.make(config["env_id"], **config.get("env_kwargs", {}))
+        starts = np.stack([env.reset(seed=seed)[0] for seed in range(s["start_frames"])])
         with torch.no_grad():
-            mu, logvar = vae.encode(starts.permute(0, 3, 1, 2).float() / 127.5 - 1.0)
+            mu, logvar = vae.encode(vae.preprocess(starts))
         controller = Controller(ccfg)
 
         def fitness(candidates: np.ndarray, generation: int) -> np.ndarray:
