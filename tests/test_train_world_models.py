@@ -64,6 +64,7 @@ def test_all_stages_resume_and_evaluate(tmp_path, capsys):
     # 2. V and M (M on V's latents), each resumable
     assert run("--stage", "vae") == 0 and run("--stage", "mdnrnn") == 0
     assert (out / "vae" / "model" / "config.json").is_file() and (out / "mdnrnn" / "model").is_dir()
+    assert "train reconstruction" in (out / "vae" / "model" / "README.md").read_text()
     assert run("--stage", "mdnrnn", "--resume", "--max-steps", "6") == 0
     assert [int(r["step"]) for r in csv.DictReader(open(out / "mdnrnn" / "log.csv"))][-1] == 6
 

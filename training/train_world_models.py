@@ -43,7 +43,7 @@ from wm_hub.models.world_models.data_world_models import (
 from wm_hub.models.world_models.evolution_world_models import CMAES, EnvFitness, dream_returns
 from wm_hub.models.world_models.modeling_world_models import MDNRNN, Controller, ConvVAE
 from wm_hub.models.world_models.pipeline_world_models import WorldModelsAgent
-from wm_hub.trainer import append_csv, load_yaml, run_config, train
+from wm_hub.trainer import append_csv, load_yaml, run_config, train, write_snapshot_card
 
 STAGES = ("collect", "vae", "mdnrnn", "controller", "dream", "assemble")
 ES_STATE = "es_state"  # <run>/es_state/{arrays.safetensors, state.json}
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             model = MDNRNN(MDNRNNConfig(latent_dim=vae.config.latent_dim, action_dim=episodes[0]["actions"].shape[1],
                                         **section["model"]))
             dataset = LatentSequenceDataset(encode_rollouts(vae, episodes), section["seq_len"],
-                                            seed=train_config.seed)
+                                            stride=section.get("stride"), seed=train_config.seed)
 
             def step_fn(m: MDNRNN, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
                 out = m(batch["latents"], batch["actions"], batch["rewards"], batch["dones"], batch["mask"])
@@ -187,7 +187,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.stage}: {len(dataset)} training items from {len(episodes)} episodes in {data}")
         model = train(model, dataset, step_fn, train_config, resume=args.resume)
         if PartialState().is_main_process:
-            model.save_pretrained(Path(train_config.output_dir) / "model")
+            folder = Path(train_config.output_dir) / "model"
+            model.save_pretrained(folder)
+            part = "V, the convolutional VAE" if args.stage == "vae" else "M, the MDN-RNN"
+            write_snapshot_card(
+                folder, train_config, script="training/train_world_models.py", argv=argv,
+                metric="reconstruction" if args.stage == "vae" else "z_nll",
+                label=("squared error per frame, summed over pixels in [0, 1] units" if args.stage == "vae" else
+                       "negative log-likelihood of z_{t+1} per dimension"),
+                kind="loss", dataset=f"{config['env_id']} rollouts ({len(episodes)} episodes)",
+                name=f"world-models-{args.stage}", family="world_models", pipeline_tag="reinforcement-learning",
+                summary=f"World Models {part}, trained on {config['env_id']} rollouts; a training snapshot, bundled "
+                        "by `WorldModelsAgent` with the controllers.",
+                usage=f"from wm_hub import {type(model).__name__}\n"
+                      f"model = {type(model).__name__}.from_pretrained('{folder}')",
+                config=model.config.to_dict(),
+            )
         return 0
 
     vae, mdnrnn = ConvVAE.from_pretrained(vae_dir), MDNRNN.from_pretrained(mdnrnn_dir)
