@@ -30,8 +30,8 @@ def tiny_config(tmp_path: Path) -> Path:
                              "save_every": 2}},
         "controller": {"popsize": 4, "rollouts": 1, "sigma": 0.1, "generations": 2, "workers": 1, "patience": 10,
                        "step_penalty": 0.1, "eval_every": 1, "eval_episodes": 1},
-        "dream": {"popsize": 4, "rollouts": 3, "start_frames": 2, "sigma": 0.1, "generations": 2, "max_steps": 20, "temperature": 1.0,
-                  "eval_every": 1, "eval_batches": 2, "real_episodes": 1, "workers": 1},
+        "dream": {"popsize": 4, "rollouts": 3, "start_frames": 2, "sigma": 0.1, "generations": 2, "max_steps": 20,
+                  "temperature": 1.0, "eval_every": 1, "eval_batches": 2, "real_episodes": 1, "workers": 1},
     }
     path = tmp_path / "wm.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -64,7 +64,7 @@ def test_all_stages_resume_and_evaluate(tmp_path, capsys):
     # 2. V and M (M on V's latents), each resumable
     assert run("--stage", "vae") == 0 and run("--stage", "mdnrnn") == 0
     assert (out / "vae" / "model" / "config.json").is_file() and (out / "mdnrnn" / "model").is_dir()
-    assert "train reconstruction" in (out / "vae" / "model" / "README.md").read_text()
+    assert "train squared error per frame" in (out / "vae" / "model" / "README.md").read_text()
     assert run("--stage", "mdnrnn", "--resume", "--max-steps", "6") == 0
     assert [int(r["step"]) for r in csv.DictReader(open(out / "mdnrnn" / "log.csv"))][-1] == 6
 
