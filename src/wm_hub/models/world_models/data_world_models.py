@@ -54,10 +54,7 @@ class AgentPolicy:
 
         self.agent = WorldModelsAgent(ConvVAE.from_pretrained(parts["vae"]), MDNRNN.from_pretrained(parts["mdnrnn"]),
                                       Controller.from_pretrained(parts["controller"]))
-        c = self.agent.controller.config
-        self.low, self.high = np.array(c.action_low), np.array(c.action_high)
-        self.noise, self.rng = noise, np.random.default_rng(seed)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.noise, self.generator = noise, torch.Generator().manual_seed(seed)
         self.reset()
 
     def reset(self) -> None:
@@ -65,12 +62,8 @@ class AgentPolicy:
 
     @torch.no_grad()
     def __call__(self, obs: np.ndarray, info: dict) -> np.ndarray:
-        z = self.agent.encode(obs[None], self.generator)
-        action = self.agent.controller(z, self.state.hidden)[0].numpy()
-        action = np.clip(action + self.rng.normal(0, self.noise, action.shape), self.low, self.high).astype(np.float32)
-        _, lstm = self.agent.mdnrnn.step(z, torch.from_numpy(action)[None], self.state.lstm)
-        self.state = type(self.state)(lstm)
-        return action
+        action, self.state = self.agent.act(obs[None], self.state, generator=self.generator, noise=self.noise)
+        return action[0].numpy()
 
 
 class PreprocessedFrames(gym.ObservationWrapper):

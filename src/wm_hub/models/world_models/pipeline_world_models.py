@@ -105,11 +105,16 @@ class WorldModelsAgent(WorldModelPipeline):
 
     @torch.no_grad()
     def act(self, frames: np.ndarray, state: WorldModelsState, controller: str | Controller = "controller",
-            generator: torch.Generator | None = None) -> tuple[Tensor, WorldModelsState]:
+            generator: torch.Generator | None = None, noise: float = 0.0) -> tuple[Tensor, WorldModelsState]:
         """Raw frames `(B, H, W, 3)` -> actions `(B, A)` within the env's bounds and the next state: a_t = C(z_t, h_t),
-        then M consumes (z_t, a_t)."""
+        plus Gaussian noise of std `noise` clipped to the bounds (exploration), then M consumes (z_t, a_t)."""
         z = self.encode(frames, generator)
-        action = self.get_controller(controller)(z, state.hidden)
+        controller = self.get_controller(controller)
+        action = controller(z, state.hidden)
+        if noise > 0:
+            c = controller.config
+            low, high = (torch.tensor(v, dtype=action.dtype) for v in (c.action_low, c.action_high))
+            action = torch.clamp(action + noise * torch.randn(action.shape, generator=generator), low, high)
         _, lstm = self.mdnrnn.step(z, action, state.lstm)
         return action, WorldModelsState(lstm)
 
