@@ -68,3 +68,15 @@ def test_physics_dataset_has_clip_captions_and_states(tmp_path):
 
     batch = next(iter(DataLoader(clips, batch_size=2)))
     assert batch["frames"].shape == (2, 9, 3, 64, 64) and len(batch["caption"]) == 2
+
+
+def test_parallel_recording_is_the_same_dataset():
+    from wm_hub.envs.physics import record_physics_clips
+
+    one = record_physics_clips(5, seed=3, frames=9)
+    parts = record_physics_clips(5, seed=3, frames=9, workers=2)  # clips 0-1 and 2-4, the paddle fast-forwarded
+    assert one.features == parts.features and len(one) == len(parts) == 45
+    for column in one.column_names:
+        assert np.array_equal(np.asarray(one[column]), np.asarray(parts[column])), column
+    with pytest.raises(ValueError, match="workers >= 1"):
+        record_physics_clips(5, workers=0)

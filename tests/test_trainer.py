@@ -60,6 +60,36 @@ def test_lr_schedule_warmup_then_cosine():
     assert config.lr_factor(60) == pytest.approx(0.55) and config.lr_factor(110) == pytest.approx(0.1)
 
 
+def test_lr_schedule_follows_the_time_limit_when_it_is_nearer():
+    config = TrainConfig(steps=110, warmup_steps=10, min_lr_ratio=0.1, time_limit_minutes=1.0)
+    assert config.lr_factor(5, time_progress=0.9) == pytest.approx(0.6)  # warmup is by steps
+    assert config.lr_factor(60, time_progress=0.25) == pytest.approx(0.55)  # the steps are further along
+    assert config.lr_factor(20, time_progress=0.5) == pytest.approx(0.55)  # the time is
+    assert config.lr_factor(20, time_progress=1.5) == pytest.approx(0.1)
+
+
+def test_train_stops_at_its_time_limit_and_says_how_far_it_got(tmp_path):
+    from wm_hub.trainer import train
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    data = [{"x": torch.randn(4)} for _ in range(32)]
+    config = TrainConfig(output_dir=str(tmp_path / "run"), steps=10**6, batch_size=4, warmup_steps=1,
+                         log_every=1, save_every=10**6, time_limit_minutes=0.5 / 60)
+
+    def step(m, batch):
+        return {"loss": m(batch["x"]).pow(2).mean()}
+
+    train(model, data, step, config)
+    assert 0 < config.steps < 10**6
+    restored = torch.nn.Linear(4, 1)
+    optimizer = torch.optim.AdamW(restored.parameters())
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, config.lr_factor)
+    # the state saved on stopping is that of the last step
+    assert load_training_state(tmp_path / "run" / "checkpoint", restored, optimizer, scheduler) == config.steps
+    assert torch.equal(restored.weight, model.weight)
+
+
 def test_train_config_checks():
     with pytest.raises(ValueError, match=r"unknown training settings \['stpes'\]"):
         TrainConfig.from_dict({"stpes": 3})

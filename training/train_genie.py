@@ -99,13 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", choices=["tokenizer", "lam", "dynamics"], required=True)
     add_run_arguments(parser, "training/configs/genie_platformer.yaml")
-    parser.add_argument("--batch-size", type=int, default=None, help="override the per-process batch size")
     parser.add_argument("--init", default=None, help="start from this trained model folder of the stage")
     args = parser.parse_args(argv)
 
     config = load_yaml(args.config)
     stage = config[args.stage]
-    train_config = run_config(stage["train"], args, batch_size=args.batch_size)
+    train_config = run_config(stage["train"], args)
     clips = ClipDataset(args.data or config["data"]["train"], clip_len=stage["clip_len"])
     frozen: tuple = ()
     validate = None

@@ -223,11 +223,9 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 
 def cmd_data_physics(args: argparse.Namespace) -> int:
-    from wm_hub.data import record_episodes
-    from wm_hub.envs.physics import PhysicsEnv, ScriptedPaddle
+    from wm_hub.envs.physics import record_physics_clips
 
-    ds = record_episodes(PhysicsEnv(), args.num_clips, policy=ScriptedPaddle(args.seed), max_steps=args.frames - 1,
-                         seed=args.seed, info_keys=("object_states",), episode_captions=True)
+    ds = record_physics_clips(args.num_clips, seed=args.seed, frames=args.frames, workers=args.workers)
     return _save_and_report(ds, args.out, clips=args.num_clips, seeds=[args.seed, args.seed + args.num_clips - 1])
 
 
@@ -305,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = source("physics", "captioned 2D physics clips (pymunk)", cmd_data_physics, "--num-clips",
                "one scene (seed) per clip", 1000, "first scene seed (held-out scenes: 1000000)")
     p.add_argument("--frames", type=int, default=33, help="frames per clip")
+    p.add_argument("--workers", type=int, default=1, help="processes recording in parallel (the same dataset)")
     for name, what in (("dino-wm-wall", "DINO-WM's Wall: a point agent and a wall with a door"),
                        ("dino-wm-pointmaze", "DINO-WM's PointMaze: a point mass in a U-maze"),
                        ("dino-wm-pusht", "DINO-WM's PushT (gym-pusht): an agent pushes a T-shaped block")):

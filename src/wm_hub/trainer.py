@@ -67,6 +67,9 @@ class TrainConfig:
     # A small copy of each checkpoint (float16 weights, no optimiser state) to commit, so that a run can
     # go on on another machine; `--resume` falls back to it when `output_dir/checkpoint` is missing.
     portable_dir: str | None = None
+    # A wall-clock budget (minutes; 0: none): training stops, saving, at whichever of `steps` and this comes
+    # first, and the cosine decay runs over whichever is nearer (e.g. a run sized for a lent GPU's time).
+    time_limit_minutes: float = 0.0
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -77,11 +80,13 @@ class TrainConfig:
             values = {**values, "betas": tuple(values["betas"])}
         return cls(**values)
 
-    def lr_factor(self, step: int) -> float:
-        """Linear warmup, then cosine decay to `min_lr_ratio`."""
+    def lr_factor(self, step: int, time_progress: float = 0.0) -> float:
+        """Linear warmup, then cosine decay to `min_lr_ratio` over the steps, or over the time limit where
+        `time_progress` (the share of it used) is further along."""
         if step < self.warmup_steps:
             return (step + 1) / self.warmup_steps
-        progress = min(1.0, (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps))
+        progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
+        progress = min(1.0, max(progress, time_progress))
         return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
@@ -168,6 +173,8 @@ def train(
     `after_step(model, step)` runs after each optimiser step (e.g. an EMA teacher's update), with the
     unwrapped model and the number of steps done.
     State is saved to `output_dir/checkpoint` every `save_every` steps; `resume=True` continues from it.
+    A run that meets `config.time_limit_minutes` saves and stops there, and sets `config.steps` to the steps
+    done, so what reports the run afterwards (e.g. a snapshot card) names them.
     """
     if config.validate_every and validate is None:
         raise ValueError("validate_every is set but no validate function was given")
@@ -186,7 +193,14 @@ def train(
     # The scheduler is not prepared: accelerate would step it once per process, and `steps` counts
     # optimiser steps whatever the number of processes.
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer.optimizer, config.lr_factor)
+    clock = time.perf_counter()
+    budget = 60.0 * config.time_limit_minutes
+
+    def time_progress() -> float:
+        return (time.perf_counter() - clock) / budget if budget > 0 else 0.0
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer.optimizer,
+                                                  lambda step: config.lr_factor(step, time_progress()))
 
     start = 0
     state_dir = out / "checkpoint"
@@ -271,8 +285,14 @@ def train(
                 append_csv(log_path, row)
         if config.validate_every and (done % config.validate_every == 0 or done == config.steps):
             run_validation(done)
-        if done % config.save_every == 0 or done == config.steps:
+        out_of_time = time_progress() >= 1.0
+        if done % config.save_every == 0 or done == config.steps or out_of_time:
             save(done)
+        if out_of_time:
+            accelerator.print(f"time limit of {config.time_limit_minutes:g} minutes reached at step {done} of "
+                              f"{config.steps}: stopping")
+            config.steps = done
+            break
     unwrapped = accelerator.unwrap_model(model)
     if config.select_metric and (best_dir / SELECTION).is_file():
         return type(unwrapped).from_pretrained(best_dir).to(accelerator.device)
@@ -317,12 +337,19 @@ def add_run_arguments(parser: argparse.ArgumentParser, default_config: str) -> N
     parser.add_argument("--lr", type=float, default=None, help="override the peak learning rate (e.g. to fine-tune)")
     parser.add_argument("--output-dir", default=None, help="override the output folder")
     parser.add_argument("--data", default=None, help="override the training dataset folder")
+    parser.add_argument("--batch-size", type=int, default=None, help="override the per-process batch size")
+    parser.add_argument("--num-workers", type=int, default=None, help="override the data loader's worker processes")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+                        help="stop (saving) after this many minutes; the learning rate decays over whichever of "
+                             "the steps and the time ends first")
 
 
 def run_config(train_section: dict[str, Any], args: argparse.Namespace, **overrides: Any) -> TrainConfig:
     """The `TrainConfig` of a config's `train` section with the command line's overrides (--max-steps, --lr,
-    --output-dir, and any given here) applied where set."""
-    values = {"steps": args.max_steps, "lr": getattr(args, "lr", None), "output_dir": args.output_dir, **overrides}
+    --output-dir, --batch-size, --num-workers, --time-limit, and any given here) applied where set."""
+    values = {"steps": args.max_steps, "lr": getattr(args, "lr", None), "output_dir": args.output_dir,
+              "batch_size": getattr(args, "batch_size", None), "num_workers": getattr(args, "num_workers", None),
+              "time_limit_minutes": getattr(args, "time_limit", None), **overrides}
     return TrainConfig.from_dict({**train_section, **{k: v for k, v in values.items() if v}})
 
 

@@ -91,12 +91,15 @@ def record_episodes(
     info_keys: tuple[str, ...] = (),
     episode_captions: bool = False,
     progress: bool = True,
+    first_episode: int = 0,
 ) -> datasets.Dataset:
     """Run `num_episodes` episodes and return them as a dataset (columns in the module docstring).
 
     `env` is an env or a gymnasium id (made with `render_mode="rgb_array"`). `policy(obs, info)`
     returns an action (a policy's `reset()`, if it has one, is called at each episode's start); by
-    default actions are sampled from the action space (seeded). Episode `i` is reset with seed `seed + i`.
+    default actions are sampled from the action space (seeded). Episode `i` is reset with seed `seed + i`;
+    `first_episode` starts at episode `first_episode` instead of 0 (a part of a longer recording, given a policy
+    in the state it would be in there).
     Frames are resized to `image_size` (H, W) if given. `info_keys` names extra `info` entries to record;
     `episode_captions` gives every row its episode's final caption.
     """
@@ -137,7 +140,7 @@ def record_episodes(
         for key, value in row.items():
             columns.setdefault(key, []).append(value)
 
-    for episode in tqdm(range(num_episodes), desc="recording", disable=not progress):
+    for episode in tqdm(range(first_episode, first_episode + num_episodes), desc="recording", disable=not progress):
         obs, info = env.reset(seed=seed + episode)
         if hasattr(policy, "reset"):  # a policy with per-episode state
             policy.reset()

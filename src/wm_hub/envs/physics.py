@@ -190,3 +190,39 @@ class ScriptedPaddle:
             self.hold = int(self.rng.integers(4, 13))
         self.hold -= 1
         return np.array([self.velocity], dtype=np.float32)
+
+    def skip(self, steps: int) -> None:
+        """Advance as if the policy had acted `steps` times (it ignores its observations), so that a recording
+        can start at any clip in the state one long recording would have there."""
+        for _ in range(steps):
+            self(None, {})
+
+
+def _record_part(args: tuple[int, int, int, int]) -> Any:
+    from wm_hub.data import record_episodes
+
+    seed, first, count, frames = args
+    policy = ScriptedPaddle(seed)
+    policy.skip(first * (frames - 1))
+    return record_episodes(PhysicsEnv(), count, policy=policy, max_steps=frames - 1, seed=seed, first_episode=first,
+                           info_keys=("object_states",), episode_captions=True, progress=first == 0)
+
+
+def record_physics_clips(num_clips: int, seed: int = 0, frames: int = 33, workers: int = 1) -> Any:
+    """The captioned physics dataset: clip `i` is scene `seed + i`, `frames` frames long, the paddle driven by
+    `ScriptedPaddle(seed)`. `workers` processes each record a contiguous part; the result is the same dataset
+    as one process records (a `datasets.Dataset`, columns as `record_episodes` writes them)."""
+    import multiprocessing
+
+    import datasets
+
+    if num_clips < 1 or frames < 2 or workers < 1:
+        raise ValueError(f"expected num_clips >= 1, frames >= 2, workers >= 1, got {num_clips}, {frames}, {workers}")
+    workers = min(workers, num_clips)
+    bounds = np.linspace(0, num_clips, workers + 1).round().astype(int)
+    parts = [(seed, int(a), int(b - a), frames) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    if workers == 1:
+        return _record_part(parts[0])
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        return datasets.concatenate_datasets(pool.map(_record_part, parts))
+
