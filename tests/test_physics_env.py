@@ -64,6 +64,13 @@ def test_physics_dataset_has_clip_captions_and_states(tmp_path):
 
     clips = ClipDataset(tmp_path / "p", clip_len=9)
     assert len(clips) == 3 and clips[1]["caption"] == captions[np.flatnonzero(episodes == 1)[0]]
+    import torch
+
+    for source in (tmp_path / "p", load_dataset_dir(tmp_path / "p").select([1, 0, 2] + list(range(3, 27)))):
+        kept, read = ClipDataset(source, clip_len=5, in_memory=True), ClipDataset(source, clip_len=5)
+        for index in (0, len(read) - 1):
+            a, b = kept[index], read[index]
+            assert a.keys() == b.keys() and torch.equal(a["frames"], b["frames"]) and a["caption"] == b["caption"]
     from torch.utils.data import DataLoader
 
     batch = next(iter(DataLoader(clips, batch_size=2)))

@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     train_config = run_config(stage["train"], args,
                               output_dir=args.output_dir or stage["train"]["output_dir"].format(name=name),
                               portable_dir=portable.format(name=name) if portable else None)
-    clips = ClipDataset(args.data or config["data"]["train"], clip_len=1 + variant["latent_groups"] * temporal)
+    clips = ClipDataset(args.data or config["data"]["train"], clip_len=1 + variant["latent_groups"] * temporal,
+                        in_memory=True)
     init = args.init or (stage["init"].format(name=name) if args.stage == 2 else None)
     if init is None:
         model = CausalVideoTokenizer(**{**variant["model"], "temporal_compression": temporal,

@@ -183,6 +183,8 @@ def train(
     out = Path(config.output_dir)
     mixed_precision = supported_mixed_precision(config.mixed_precision, PartialState().device)
     accelerator = Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=config.grad_accum)
+    if accelerator.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # batches keep one shape: let cuDNN pick its fastest kernels once
     set_seed(config.seed)
     for module in frozen:
         module.requires_grad_(False).eval().to(accelerator.device)
@@ -193,14 +195,16 @@ def train(
     # The scheduler is not prepared: accelerate would step it once per process, and `steps` counts
     # optimiser steps whatever the number of processes.
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    clock = time.perf_counter()
-    budget = 60.0 * config.time_limit_minutes
+    clock, budget = time.perf_counter(), 60.0 * config.time_limit_minutes
+    time_used = [0.0]  # share of the time limit used, the same on every process (their learning rates must agree)
 
-    def time_progress() -> float:
-        return (time.perf_counter() - clock) / budget if budget > 0 else 0.0
+    def measure_time() -> None:
+        if budget > 0:
+            elapsed = torch.tensor((time.perf_counter() - clock) / budget, device=accelerator.device)
+            time_used[0] = accelerator.reduce(elapsed, "max").item()
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer.optimizer,
-                                                  lambda step: config.lr_factor(step, time_progress()))
+                                                  lambda step: config.lr_factor(step, time_used[0]))
 
     start = 0
     state_dir = out / "checkpoint"
@@ -259,7 +263,7 @@ def train(
     model.train()
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=out.name,
                disable=not accelerator.is_main_process)
-    tick = time.perf_counter()
+    tick, last_logged_step = time.perf_counter(), start
     for step in bar:
         logs: dict[str, torch.Tensor] = {}
         for _ in range(config.grad_accum):
@@ -275,17 +279,18 @@ def train(
         done = step + 1
         if after_step is not None:
             after_step(accelerator.unwrap_model(model), done)
-        if done % config.log_every == 0 or done == config.steps:
+        measure_time()
+        out_of_time = time_used[0] >= 1.0
+        if done % config.log_every == 0 or done == config.steps or out_of_time:
             values = {k: accelerator.reduce(v.detach().float(), "mean").item() for k, v in logs.items()}
             row = {"step": done, "lr": scheduler.get_last_lr()[0], **values,
-                   "sec_per_step": (time.perf_counter() - tick) / config.log_every}
-            tick = time.perf_counter()
+                   "sec_per_step": (time.perf_counter() - tick) / (done - last_logged_step)}
+            tick, last_logged_step = time.perf_counter(), done
             if accelerator.is_main_process:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()})
                 append_csv(log_path, row)
-        if config.validate_every and (done % config.validate_every == 0 or done == config.steps):
+        if config.validate_every and (done % config.validate_every == 0 or done == config.steps or out_of_time):
             run_validation(done)
-        out_of_time = time_progress() >= 1.0
         if done % config.save_every == 0 or done == config.steps or out_of_time:
             save(done)
         if out_of_time:
