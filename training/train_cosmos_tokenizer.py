@@ -73,7 +73,8 @@ def latent_stats(model: CausalVideoTokenizer, clips: ClipDataset, count: int = 6
     """Per-channel mean and std of the raw (unnormalised) latents of `count` training clips."""
     model.eval().register_to_config(latents_mean=None, latents_std=None)
     picks = range(min(count, len(clips)))
-    latents = torch.cat([model.encode(clips[i]["frames"][None]).latent_dist.mode() for i in picks])
+    device = next(model.parameters()).device
+    latents = torch.cat([model.encode(clips[i]["frames"][None].to(device)).latent_dist.mode() for i in picks])
     channels = latents.transpose(0, 2).flatten(1)  # (C', everything else)
     return channels.mean(1).tolist(), channels.std(1).clamp_min(1e-4).tolist()
 
