@@ -122,14 +122,17 @@ def write_tokenizer_card(folder, model: CausalVideoTokenizer, metrics: list[Metr
     from wm_hub.cards import write_model_card
 
     c = model.config
+    t, frames = c.temporal_compression, 1 + 4 * c.temporal_compression  # 4 latent groups after the first frame
+    side = 64 // c.spatial_compression
     if c.quantizer == "continuous":
         bottleneck = f"continuous latents with {c.latent_channels} channels, normalised by the stats in its config"
-        usage_tail = ("latents = tokenizer.encode(video).latent_dist.mode()  # (1, 5, 16, 8, 8)\n"
-                      "recon = tokenizer.decode(latents, num_frames=17).sample")
+        usage_tail = ("latents = tokenizer.encode(video).latent_dist.mode()  "
+                      f"# (1, 5, {c.latent_channels}, {side}, {side})\n"
+                      f"recon = tokenizer.decode(latents, num_frames={frames}).sample")
     else:
         bottleneck = f"FSQ-discrete tokens, levels {tuple(c.fsq_levels)} (a codebook of {model.fsq.codebook_size})"
-        usage_tail = ("tokens = tokenizer.tokenize(video)  # (1, 5, 8, 8) integer ids\n"
-                      "recon = tokenizer.detokenize(tokens, num_frames=17)")
+        usage_tail = (f"tokens = tokenizer.tokenize(video)  # (1, 5, {side}, {side}) integer ids\n"
+                      f"recon = tokenizer.detokenize(tokens, num_frames={frames})")
     write_model_card(
         folder,
         name=folder.name,
@@ -148,7 +151,7 @@ def write_tokenizer_card(folder, model: CausalVideoTokenizer, metrics: list[Metr
         command=command,
         usage=("import torch\nfrom wm_hub import CausalVideoTokenizer\n\n"
                f"tokenizer = CausalVideoTokenizer.from_pretrained({folder.name!r})\n"
-               "video = torch.rand(1, 17, 3, 64, 64) * 2 - 1  # (B, T, C, H, W) in [-1, 1], T = 1 + 4k\n"
+               f"video = torch.rand(1, {frames}, 3, 64, 64) * 2 - 1  # (B, T, C, H, W) in [-1, 1], T = 1 + {t}k\n"
                + usage_tail),
         dataset="wm_hub/physics",
         training=training,
