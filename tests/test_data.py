@@ -98,3 +98,30 @@ def test_cli_data_make(tmp_path, capsys):
                  "--image-size", "16", "--out", str(tmp_path / "cp")]) == 0
     assert '"rows": 10' in capsys.readouterr().out
     assert len(load_dataset_dir(tmp_path / "cp")) == 10
+
+
+def test_encoded_clips_encode_once_and_reuse_their_cache_only_for_the_same_key(tmp_path):
+    from wm_hub.data import EncodedClips, encoder_key
+    from wm_hub.envs.physics import record_physics_clips
+
+    clips = ClipDataset(record_physics_clips(3, frames=5), clip_len=5)
+    calls = []
+
+    def encode(video):  # (B, T, C, H, W) -> (B, T, C)
+        calls.append(len(video))
+        return video.mean(dim=(3, 4))
+
+    encoder = torch.nn.Linear(2, 2)
+    key = encoder_key(encoder, "physics", 5)
+    first = EncodedClips(clips, encode, batch_size=2, cache=tmp_path / "c.safetensors", key=key)
+    assert calls == [2, 1] and len(first) == 3
+    item = first[1]
+    assert torch.allclose(item["latents"], clips[1]["frames"].mean(dim=(2, 3)))
+    assert item["caption"] == clips[1]["caption"]
+    again = EncodedClips(clips, encode, cache=tmp_path / "c.safetensors", key=key)
+    assert calls == [2, 1] and torch.equal(again.latents, first.latents) and again.captions == first.captions
+    with torch.no_grad():
+        encoder.weight.add_(1.0)  # a retrained encoder: another key, encoded afresh
+    assert encoder_key(encoder, "physics", 5) != key
+    EncodedClips(clips, encode, cache=tmp_path / "c.safetensors", key=encoder_key(encoder, "physics", 5))
+    assert calls == [2, 1, 3]

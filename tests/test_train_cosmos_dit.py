@@ -47,6 +47,7 @@ def test_trains_resumes_and_writes_both_pipelines(config):
     assert train_cosmos_dit.main(["--config", str(config), "--resume", "--max-steps", "4"]) == 0
     assert [int(r["step"]) for r in csv.DictReader(open(out / "log.csv"))] == [1, 2, 3, 4]
     assert (out / "pipeline" / "README.md").is_file()
+    assert (out / "latents.safetensors").is_file()  # the tokenizer's latents, encoded once for both runs
     for cls in (Text2WorldPipeline, Video2WorldPipeline):
         pipe = cls.from_pretrained(out / "pipeline")
         assert pipe.image_size == 64 and pipe.tokenizer.model_max_length == 24

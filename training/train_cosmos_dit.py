@@ -24,7 +24,7 @@ from diffusers import EDMEulerScheduler
 from torch import Tensor, nn
 from transformers import T5EncoderModel
 
-from wm_hub.data import ClipDataset
+from wm_hub.data import ClipDataset, EncodedClips, encoder_key
 from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
 from wm_hub.models.cosmos.pipeline_cosmos import Text2WorldPipeline
 from wm_hub.models.cosmos.text_cosmos import build_caption_tokenizer, caption_encoder_config
@@ -46,17 +46,15 @@ class TextConditionedDenoiser(nn.Module):
         return self.transformer(model_in, c_noise, text, attention_mask, condition_mask).sample
 
 
-def make_step(vae: CausalVideoTokenizer, tokenizer, scheduler: EDMEulerScheduler, edm: dict,
-              conditioning_sigma: float, seed: int):
-    """The EDM training step: `edm` holds p_mean, p_std, caption_dropout, condition_prob and
-    max_condition_frames; given frames get `conditioning_sigma` (the transformer's)."""
+def make_step(tokenizer, scheduler: EDMEulerScheduler, edm: dict, conditioning_sigma: float, seed: int):
+    """The EDM training step on batches of normalised tokenizer latents `(B, T, C, H, W)` and captions: `edm`
+    holds p_mean, p_std, caption_dropout, condition_prob and max_condition_frames; given frames get
+    `conditioning_sigma` (the transformer's)."""
     rng = torch.Generator().manual_seed(seed)
     sigma_data = scheduler.config.sigma_data
 
     def step(model: nn.Module, batch: dict) -> dict:
-        video = batch["frames"]
-        with torch.no_grad():
-            latents = vae.encode(video).latent_dist.mode()  # (B, T, C, H, W), normalised
+        latents = batch["latents"]
         B, T = latents.shape[:2]
         device = latents.device
         # Captions, some dropped (an empty text: eos only) for classifier-free guidance
@@ -93,10 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     config = load_yaml(args.config)
     train_config = run_config(config["train"], args)
     data = args.data or config["data"]["train"]
-    clips = ClipDataset(data, clip_len=config["clip_len"])
+    clips = ClipDataset(data, clip_len=config["clip_len"], in_memory=True)
     if "caption" not in clips.data.column_names:
         raise ValueError(f"{data} has no captions: make it with `wm-hub data make physics`")
-    vae = CausalVideoTokenizer.from_pretrained(config["vae"])
+    vae = CausalVideoTokenizer.from_pretrained(config["vae"]).to(PartialState().device)
     if vae.config.quantizer != "continuous" or vae.config.latents_std is None:
         raise ValueError(f"{config['vae']} is not a continuous tokenizer with latent stats: the DiT needs one")
     # The caption vocabulary is the training set's, sorted: the same tokenizer on every resume.
@@ -107,10 +105,16 @@ def main(argv: list[str] | None = None) -> int:
                                           sample_size=clips[0]["frames"].shape[-1] // s,
                                           text_dim=text_encoder.config.d_model)
     scheduler = EDMEulerScheduler(**config["scheduler"])
-    step_fn = make_step(vae, tokenizer, scheduler, config["edm"], transformer.config.conditioning_sigma,
-                        train_config.seed)
-    model = train(TextConditionedDenoiser(transformer, text_encoder), clips, step_fn, train_config,
-                  resume=args.resume, frozen=(vae,))
+    # The tokenizer is frozen and its latents' mode is deterministic: encode every clip once (kept beside the run)
+    state = PartialState()
+    with state.main_process_first():
+        latents = EncodedClips(clips, lambda video: vae.encode(video).latent_dist.mode(), device=state.device,
+                               cache=Path(train_config.output_dir) / "latents.safetensors",
+                               key=encoder_key(vae, data, clips.clip_len))
+    vae.to("cpu")
+    step_fn = make_step(tokenizer, scheduler, config["edm"], transformer.config.conditioning_sigma, train_config.seed)
+    model = train(TextConditionedDenoiser(transformer, text_encoder), latents, step_fn, train_config,
+                  resume=args.resume)
 
     if not PartialState().is_main_process:
         return 0

@@ -146,3 +146,66 @@ def sample_clips(dataset: datasets.Dataset | str | os.PathLike, clip_len: int, c
     clips = ClipDataset(dataset, clip_len=clip_len, start_stride=clip_len)
     picks = np.random.default_rng(seed).permutation(len(clips))[:count]
     return DataLoader(Subset(clips, picks.tolist()), batch_size=batch_size)
+
+
+class EncodedClips(Dataset):
+    """The clips of a `ClipDataset` passed once through a frozen encoder (a tokenizer's `encode`, say), for
+    training a model on its output without re-encoding each epoch. Items: `latents` (the encoder's output for
+    that clip) and `caption` (datasets with captions).
+
+    `encode(frames)` maps a batch `(B, T, C, H, W)` to a tensor `(B, ...)`; it runs without gradients, `batch_size`
+    clips at a time, on `device`. With a `cache` file (safetensors) the result is kept there, tagged with `key`
+    (say, a hash of the encoder's weights and the data's name): a later run with the same key loads it, another
+    key recomputes it.
+    """
+
+    def __init__(self, clips: ClipDataset, encode, *, batch_size: int = 16, device: str | torch.device = "cpu",
+                 cache: str | os.PathLike | None = None, key: str = "") -> None:
+        import json
+
+        from safetensors import safe_open
+        from safetensors.torch import save_file
+
+        stored = None
+        if cache is not None and Path(cache).is_file():
+            with safe_open(str(cache), "pt") as f:
+                meta = f.metadata() or {}
+                if meta.get("key") == key and int(meta.get("count", -1)) == len(clips):
+                    stored = f.get_tensor("latents"), json.loads(meta["captions"])
+        if stored is None:
+            parts, captions = [], []
+            with torch.no_grad():
+                for batch in DataLoader(clips, batch_size=batch_size):
+                    parts.append(encode(batch["frames"].to(device)).float().cpu())
+                    captions.extend(batch.get("caption", [""] * len(batch["frames"])))
+            stored = torch.cat(parts), captions
+            if cache is not None:
+                cache = Path(cache)
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache.with_name(f".{cache.name}.tmp-{os.getpid()}")
+                save_file({"latents": stored[0].contiguous()}, str(tmp),
+                          metadata={"key": key, "count": str(len(clips)), "captions": json.dumps(captions)})
+                os.replace(tmp, cache)
+        self.latents, self.captions = stored
+        self.has_captions = "caption" in clips.data.column_names
+
+    def __len__(self) -> int:
+        return len(self.latents)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        item: dict[str, torch.Tensor | str] = {"latents": self.latents[index]}
+        if self.has_captions:
+            item["caption"] = self.captions[index]
+        return item
+
+
+def encoder_key(encoder: torch.nn.Module, *parts: object) -> str:
+    """A tag for `EncodedClips`' cache: a hash of the encoder's weights and of `parts` (say, the data folder and
+    the clip length), so a retrained encoder or other data recomputes the encoding."""
+    import hashlib
+
+    digest = hashlib.sha256(repr(parts).encode())
+    for name, tensor in sorted(encoder.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()
