@@ -87,6 +87,19 @@ def test_callback_and_one_folder_for_both(parts, tmp_path):
         GeniePipeline.from_pretrained(tmp_path / "world")
 
 
+def test_a_float16_folder_loads_in_float32_unless_told(parts, tmp_path):
+    import copy
+
+    half = Text2WorldPipeline(**copy.deepcopy(parts)).to(torch.float16)  # how shipped folders stay small
+    half.save_pretrained(tmp_path / "half")
+    loaded = Text2WorldPipeline.from_pretrained(tmp_path / "half")
+    for name in ("transformer", "vae", "text_encoder"):
+        assert {p.dtype for p in getattr(loaded, name).parameters()} == {torch.float32}, name
+    half = Text2WorldPipeline.from_pretrained(tmp_path / "half", torch_dtype=torch.float16)
+    assert {p.dtype for p in half.transformer.parameters()} == {torch.float16}
+    assert torch.float16 in {p.dtype for p in half.text_encoder.parameters()}  # T5 keeps some layers in float32
+
+
 def test_bad_input(parts):
     pipe = Video2WorldPipeline(**parts)
     image = np.zeros((64, 64, 3), np.uint8)

@@ -158,3 +158,17 @@ def test_import_is_lazy_and_auto_hook_registers_families(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "FakeModel"
+
+
+def test_importing_a_transformers_model_first_thing_still_registers_families():
+    """`from transformers import T5EncoderModel` (what the Cosmos pipelines import) half-imports transformers'
+    `modeling_layers` while it loads `AutoModel`: registration waits until nothing is half-imported."""
+    code = textwrap.dedent("""
+        from wm_hub.models.cosmos.pipeline_cosmos import Text2WorldPipeline
+        from transformers import AutoConfig
+        print(type(AutoConfig.for_model("world_models_vae")).__name__)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ConvVAEConfig"

@@ -24,9 +24,11 @@ def config(tmp_path_factory):
     train = {"steps": 2, "batch_size": 2, "warmup_steps": 1, "log_every": 1, "save_every": 2}
     cfg = {
         "vae": str(tmp / "vae"), "data": {"train": str(tmp / "data")}, "image_size": 64, "max_latent_frames": 3,
+        "token_cache": str(tmp / "tokens"),
         "model": {"hidden_size": 24, "num_hidden_layers": 1, "num_attention_heads": 2},
         "text": {"max_length": 24, "encoder": {"d_model": 16, "num_layers": 1, "num_heads": 2}},
-        "stage1": {"clip_len": 5, "context_frames": 1, "train": {**train, "output_dir": str(tmp / "s1")}},
+        "stage1": {"clip_len": 5, "start_stride": 2, "context_frames": 1,
+                   "train": {**train, "output_dir": str(tmp / "s1")}},
         "stage1.1": {"init": str(tmp / "s1" / "model"), "clip_len": 9, "context_frames": 1,
                      "train": {**train, "output_dir": str(tmp / "s11")}},
         "stage2": {"init": str(tmp / "s11" / "model"), "clip_len": 9, "context_frames": 1, "caption_dropout": 0.5,
@@ -44,6 +46,9 @@ def test_three_stages_resume_and_write_a_pipeline(config):
     for stage in ("1", "1.1", "2"):
         assert train_cosmos_ar.main(["--config", str(path), "--stage", stage]) == 0
     assert train_cosmos_ar.main(["--config", str(path), "--stage", "2", "--resume", "--max-steps", "3"]) == 0
+    # tokenized once per clip length and stride: stage 1's windows 2 steps apart, then the whole clips of 1.1 and 2
+    assert sorted(f.name for f in (tmp / "tokens").iterdir()) == ["clips5-stride2.safetensors",
+                                                                 "clips9-stride1.safetensors"]
     stage11 = WorldARModel.from_pretrained(tmp / "s11" / "model")
     assert stage11.config.cross_attention_dim is None and stage11.config.max_latent_frames == 3
     pipe = ARVideo2WorldPipeline.from_pretrained(tmp / "s2" / "pipeline")

@@ -6,7 +6,8 @@ in Cosmos' stages at toy scale:
     accelerate launch training/train_cosmos_ar.py --stage 1.1   # longer clips, from stage 1's model
     accelerate launch training/train_cosmos_ar.py --stage 2     # + text by cross-attention, from stage 1.1's
 
-Clips are tokenized by the frozen FSQ tokenizer (`vae` in the config) and flattened in (t, h, w) order;
+Clips are tokenized once by the frozen FSQ tokenizer (`vae` in the config; the ids are kept in `token_cache`,
+one file per clip length and stride, reused by later stages and runs) and flattened in (t, h, w) order;
 the loss is next-token cross-entropy on the tokens after the stage's `context_frames` latent frames (the
 given frames are not scored, as in Video2World use). Stage 2 adds cross-attention layers whose output
 projections start at zero, so it starts as the stage-1.1 model, and trains a small T5 text encoder alongside
@@ -25,7 +26,7 @@ from accelerate import PartialState
 from torch import Tensor, nn
 from transformers import T5EncoderModel
 
-from wm_hub.data import ClipDataset
+from wm_hub.data import ClipDataset, EncodedClips, encoder_key
 from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
 from wm_hub.models.cosmos.configuration_cosmos import WorldARConfig
 from wm_hub.models.cosmos.modeling_cosmos import WorldARModel
@@ -49,14 +50,13 @@ class TextConditionedAR(nn.Module):
                           use_cache=False, logits_to_keep=1).loss
 
 
-def make_step(vae: CausalVideoTokenizer, context_frames: int, tokens_per_frame: int, tokenizer=None,
-              caption_dropout: float = 0.0, seed: int = 0):
-    """The training step: tokenize the clips, score every token after `context_frames` latent frames."""
+def make_step(context_frames: int, tokens_per_frame: int, tokenizer=None, caption_dropout: float = 0.0, seed: int = 0):
+    """The training step on batches of token ids `(B, T', h, w)` (and captions): score every token after
+    `context_frames` latent frames."""
     rng = torch.Generator().manual_seed(seed)
 
     def step(model: nn.Module, batch: dict) -> dict:
-        with torch.no_grad():
-            ids = vae.tokenize(batch["frames"]).flatten(1)  # (B, T' * h * w)
+        ids = batch["latents"].flatten(1)  # (B, T' * h * w)
         labels = ids.clone()
         labels[:, : context_frames * tokens_per_frame] = -100
         if tokenizer is None:
@@ -106,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     section = config[f"stage{args.stage}"]
     train_config = run_config(section["train"], args)
     data = args.data or config["data"]["train"]
-    clips = ClipDataset(data, clip_len=section["clip_len"])
-    vae = CausalVideoTokenizer.from_pretrained(config["vae"])
+    stride = section.get("start_stride", 1)
+    clips = ClipDataset(data, clip_len=section["clip_len"], start_stride=stride, in_memory=True)
+    vae = CausalVideoTokenizer.from_pretrained(config["vae"]).to(PartialState().device)
     if vae.fsq is None:
         raise ValueError(f"{config['vae']} is a continuous tokenizer: the AR model needs the discrete (FSQ) one")
     tokenizer = text_encoder = None
@@ -117,10 +118,16 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer = build_caption_tokenizer(clips.data["caption"], model_max_length=config["text"]["max_length"])
         text_encoder = T5EncoderModel(caption_encoder_config(tokenizer, **config["text"]["encoder"]))
     model = build_model(config, args.stage, vae, text_encoder.config.d_model if text_encoder else None)
-    step_fn = make_step(vae, section["context_frames"], model.config.tokens_per_frame, tokenizer,
+    state = PartialState()
+    with state.main_process_first():
+        cache = Path(config["token_cache"]) / f"clips{clips.clip_len}-stride{stride}.safetensors"
+        tokens = EncodedClips(clips, vae.tokenize, device=state.device, cache=cache,
+                              key=encoder_key(vae, data, clips.clip_len, stride))
+    vae.to("cpu")
+    step_fn = make_step(section["context_frames"], model.config.tokens_per_frame, tokenizer,
                         section.get("caption_dropout", 0.0), train_config.seed)
-    trained = train(TextConditionedAR(model, text_encoder) if text_encoder else model, clips, step_fn, train_config,
-                    resume=args.resume, frozen=(vae,))
+    trained = train(TextConditionedAR(model, text_encoder) if text_encoder else model, tokens, step_fn, train_config,
+                    resume=args.resume)
 
     if not PartialState().is_main_process:
         return 0

@@ -78,9 +78,23 @@ def _loaded(name: str) -> bool:
     return module is not None and not getattr(module.__spec__, "_initializing", False)
 
 
+def _transformers_busy() -> bool:
+    """Whether some transformers module is half-imported. Registering imports our families' files, which import
+    transformers modules (e.g. DINOv2's) that may need the half-imported one: `from transformers import
+    T5EncoderModel` loads `modeling_layers`, which loads `AutoModel` before it has defined what DINOv2 imports."""
+    return any(
+        getattr(getattr(module, "__spec__", None), "_initializing", False) and name not in _finished
+        for name, module in list(sys.modules.items())
+        if name == "transformers" or name.startswith("transformers.")
+    )
+
+
 def _sync() -> None:
     """Register what transformers is ready for: configs once `AutoConfig` is loaded, models once
-    `AutoModel` and `PreTrainedModel` are (never while one of them is half-imported)."""
+    `AutoModel` and `PreTrainedModel` are, and only while no transformers module is half-imported (the hook
+    calls this again as each one finishes)."""
+    if len(_done) == 2 or _transformers_busy():
+        return
     if "configs" not in _done and _loaded(_CONFIG_AUTO):
         _done.add("configs")
         register_configs()
@@ -108,10 +122,10 @@ class _ThenRegister(importlib.abc.Loader):
 
 
 class _AutoRegistrationFinder(importlib.abc.MetaPathFinder):
-    watched = (_CONFIG_AUTO, _MODEL_AUTO, _UTILS)
+    """Wraps the loader of every transformers module until both registrations are done."""
 
     def find_spec(self, fullname: str, path, target=None):  # noqa: ANN001 - importlib protocol
-        if fullname not in self.watched:
+        if len(_done) == 2 or not (fullname == "transformers" or fullname.startswith("transformers.")):
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is not None and spec.loader is not None:

@@ -71,6 +71,22 @@ def _component_class(library: str, class_name: str) -> type:
     return component
 
 
+def _float32_unless_told(component_cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Loading arguments for one component: models load in float32 unless a dtype is given, whatever dtype their
+    weights were stored in (shipped folders keep float16 weights to stay small; transformers 5 would otherwise
+    load them as stored)."""
+    from diffusers import ModelMixin
+    from transformers import PreTrainedModel
+
+    dtype = kwargs.get("torch_dtype", kwargs.get("dtype", torch.float32))
+    rest = {k: v for k, v in kwargs.items() if k not in ("torch_dtype", "dtype")}
+    if issubclass(component_cls, PreTrainedModel):
+        return {**rest, "dtype": dtype}
+    if issubclass(component_cls, ModelMixin):
+        return {**rest, "torch_dtype": dtype}
+    return rest
+
+
 class WorldModelPipeline(DiffusionPipeline):
     """A `DiffusionPipeline` whose `from_pretrained` takes a folder, a shipped name or a Hub repo id and
     checks that the folder holds this pipeline before loading each component from its sub-folder.
@@ -105,5 +121,6 @@ class WorldModelPipeline(DiffusionPipeline):
             component_cls = _component_class(*spec)
             if not (folder / name).is_dir():
                 raise CheckpointError(f"{folder} has no {name}/ folder, which {PIPELINE_INDEX} lists")
-            components[name] = component_cls.from_pretrained(folder / name, **kwargs)
+            components[name] = component_cls.from_pretrained(folder / name, **_float32_unless_told(component_cls,
+                                                                                                   kwargs))
         return cls(**components)

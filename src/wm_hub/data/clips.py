@@ -165,6 +165,7 @@ class EncodedClips(Dataset):
 
         from safetensors import safe_open
         from safetensors.torch import save_file
+        from tqdm.auto import tqdm
 
         stored = None
         if cache is not None and Path(cache).is_file():
@@ -175,8 +176,8 @@ class EncodedClips(Dataset):
         if stored is None:
             parts, captions = [], []
             with torch.no_grad():
-                for batch in DataLoader(clips, batch_size=batch_size):
-                    parts.append(encode(batch["frames"].to(device)).float().cpu())
+                for batch in tqdm(DataLoader(clips, batch_size=batch_size), desc="encoding clips"):
+                    parts.append(encode(batch["frames"].to(device)).cpu())
                     captions.extend(batch.get("caption", [""] * len(batch["frames"])))
             stored = torch.cat(parts), captions
             if cache is not None:
