@@ -105,3 +105,16 @@ def test_saved_folders_get_default_permissions(tiny_model, tmp_path):
         os.umask(umask)
     assert (tmp_path / "ckpt").stat().st_mode & 0o777 == 0o755
     assert (tmp_path / "ckpt" / "model.safetensors").stat().st_mode & 0o777 == 0o644
+
+
+def test_atomic_file_replaces_whole_or_not_at_all(tmp_path):
+    from wm_hub.checkpoint import atomic_file
+
+    target = tmp_path / "sub" / "table.md"
+    with atomic_file(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+    with pytest.raises(RuntimeError), atomic_file(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
+    assert target.read_text() == "new" and sorted(p.name for p in target.parent.iterdir()) == ["table.md"]

@@ -11,10 +11,10 @@ puts on a card. `--out FILE` also writes the table as markdown (through a tempor
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from wm_hub.checkpoint import atomic_file
 from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
 from wm_hub.models.cosmos.evaluation_cosmos import compression_name, evaluate
 
@@ -46,10 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     text = table(rows)
     print(text)
     if args.out:
-        out = Path(args.out)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(text + "\n")
-        os.replace(tmp, out)
+        with atomic_file(args.out) as tmp:
+            tmp.write_text(text + "\n")
     return 0
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from wm_hub.checkpoint import atomic_file
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -97,9 +99,6 @@ def write_model_card(
     if config:
         sections.append("## Configuration\n\n" + _config_table(config))
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    path = Path(folder) / "README.md"
-    tmp = path.with_name(f".README.md.tmp-{os.getpid()}")
-    tmp.write_text(str(card))
-    os.replace(tmp, path)
+    with atomic_file(Path(folder) / "README.md") as tmp:
+        tmp.write_text(str(card))
     return card

@@ -27,6 +27,20 @@ class CheckpointError(OSError):
 
 
 @contextlib.contextmanager
+def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `target` to write; on success it replaces `target` in one rename, so no
+    reader sees a half-written file. If the body raises, the temporary file is removed and `target` untouched."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
 def atomic_directory(target: str | os.PathLike, replace: bool = False) -> Iterator[Path]:
     """Yield an empty temporary folder beside `target`; on success, move what was written into `target`.
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from wm_hub.checkpoint import atomic_file
 from wm_hub.data.recorder import load_dataset_dir
 
 
@@ -35,11 +36,9 @@ def write_gif(frames, path: str | os.PathLike, scale: int = 4, duration_ms: int 
     import imageio.v3 as iio
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     big = [np.kron(np.asarray(f), np.ones((scale, scale, 1), dtype=np.uint8)) for f in frames]
-    iio.imwrite(tmp, big, extension=".gif", duration=duration_ms, loop=0)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        iio.imwrite(tmp, big, extension=".gif", duration=duration_ms, loop=0)
     return path
 
 
@@ -181,12 +180,9 @@ class EncodedClips(Dataset):
                     captions.extend(batch.get("caption", [""] * len(batch["frames"])))
             stored = torch.cat(parts), captions
             if cache is not None:
-                cache = Path(cache)
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_name(f".{cache.name}.tmp-{os.getpid()}")
-                save_file({"latents": stored[0].contiguous()}, str(tmp),
-                          metadata={"key": key, "count": str(len(clips)), "captions": json.dumps(captions)})
-                os.replace(tmp, cache)
+                with atomic_file(cache) as tmp:
+                    save_file({"latents": stored[0].contiguous()}, str(tmp),
+                              metadata={"key": key, "count": str(len(clips)), "captions": json.dumps(captions)})
         self.latents, self.captions = stored
         self.has_captions = "caption" in clips.data.column_names
 
