@@ -41,15 +41,17 @@ class TextConditionedDenoiser(nn.Module):
         self.transformer, self.text_encoder = transformer, text_encoder
 
     def forward(self, model_in: Tensor, c_noise: Tensor, input_ids: Tensor, attention_mask: Tensor,
-                condition_mask: Tensor) -> Tensor:
+                condition_mask: Tensor, **control: Tensor) -> Tensor:
         text = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.transformer(model_in, c_noise, text, attention_mask, condition_mask).sample
+        return self.transformer(model_in, c_noise, text, attention_mask, condition_mask, **control).sample
 
 
-def make_step(tokenizer, scheduler: EDMEulerScheduler, edm: dict, conditioning_sigma: float, seed: int):
+def make_step(tokenizer, scheduler: EDMEulerScheduler, edm: dict, conditioning_sigma: float, seed: int,
+              control=None):
     """The EDM training step on batches of normalised tokenizer latents `(B, T, C, H, W)` and captions: `edm`
     holds p_mean, p_std, caption_dropout, condition_prob and max_condition_frames; given frames get
-    `conditioning_sigma` (the transformer's)."""
+    `conditioning_sigma` (the transformer's). `control(batch)`, if given, returns the transformer's control
+    inputs (camera / actions) for the batch (fine-tuning for control)."""
     rng = torch.Generator().manual_seed(seed)
     sigma_data = scheduler.config.sigma_data
 
@@ -59,7 +61,7 @@ def make_step(tokenizer, scheduler: EDMEulerScheduler, edm: dict, conditioning_s
         device = latents.device
         # Captions, some dropped (an empty text: eos only) for classifier-free guidance
         keep = torch.rand(B, generator=rng) >= edm["caption_dropout"]
-        captions = [c if k else "" for c, k in zip(batch["caption"], keep.tolist(), strict=True)]
+        captions = [c if k else "" for c, k in zip(batch.get("caption", [""] * B), keep.tolist(), strict=True)]
         text = tokenizer(captions, padding="max_length", truncation=True, return_tensors="pt").to(device)
         # Conditioning: for a share of clips, the first 1..max_condition_frames latent frames are given
         given = torch.randint(1, edm["max_condition_frames"] + 1, (B,), generator=rng)
@@ -70,8 +72,9 @@ def make_step(tokenizer, scheduler: EDMEulerScheduler, edm: dict, conditioning_s
         frame_sigma = torch.where(condition_mask.bool(), conditioning_sigma, sigma[:, None])  # (B, T)
         s = frame_sigma[:, :, None, None, None]
         noisy = latents + s * torch.randn(latents.shape, generator=rng).to(device)
+        extra = {k: v.to(device) for k, v in control(batch).items()} if control is not None else {}
         out = model(scheduler.precondition_inputs(noisy, s), scheduler.precondition_noise(frame_sigma),
-                    text["input_ids"], text["attention_mask"], condition_mask)
+                    text["input_ids"], text["attention_mask"], condition_mask, **extra)
         denoised = scheduler.precondition_outputs(noisy, out, s)
         weight = (s**2 + sigma_data**2) / (s * sigma_data) ** 2  # EDM's lambda(sigma)
         error = (weight * (denoised - latents) ** 2).mean(dim=(2, 3, 4))  # (B, T)

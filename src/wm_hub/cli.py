@@ -225,7 +225,15 @@ def cmd_play(args: argparse.Namespace) -> int:
 def cmd_data_physics(args: argparse.Namespace) -> int:
     from wm_hub.envs.physics import record_physics_clips
 
-    ds = record_physics_clips(args.num_clips, seed=args.seed, frames=args.frames, workers=args.workers)
+    ds = record_physics_clips(args.num_clips, seed=args.seed, frames=args.frames, workers=args.workers,
+                              agent=args.agent)
+    return _save_and_report(ds, args.out, clips=args.num_clips, seeds=[args.seed, args.seed + args.num_clips - 1])
+
+
+def cmd_data_camera(args: argparse.Namespace) -> int:
+    from wm_hub.envs.camera_scene import record_camera_clips
+
+    ds = record_camera_clips(args.num_clips, seed=args.seed, frames=args.frames, workers=args.workers)
     return _save_and_report(ds, args.out, clips=args.num_clips, seeds=[args.seed, args.seed + args.num_clips - 1])
 
 
@@ -303,6 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = source("physics", "captioned 2D physics clips (pymunk)", cmd_data_physics, "--num-clips",
                "one scene (seed) per clip", 1000, "first scene seed (held-out scenes: 1000000)")
     p.add_argument("--frames", type=int, default=33, help="frames per clip")
+    p.add_argument("--workers", type=int, default=1, help="processes recording in parallel (the same dataset)")
+    p.add_argument("--agent", choices=["paddle", "pusher"], default="paddle",
+                   help="paddle: the captioned dataset; pusher: a 2-D pushing agent, the action-control dataset")
+    p = source("camera", "a 3D scene of boxes flown through by a camera (K and poses per frame)", cmd_data_camera,
+               "--num-clips", "one scene (seed) and camera path per clip", 1000,
+               "first scene seed (held-out scenes: 1000000)")
+    p.add_argument("--frames", type=int, default=17, help="frames per clip")
     p.add_argument("--workers", type=int, default=1, help="processes recording in parallel (the same dataset)")
     for name, what in (("dino-wm-wall", "DINO-WM's Wall: a point agent and a wall with a door"),
                        ("dino-wm-pointmaze", "DINO-WM's PointMaze: a point mass in a U-maze"),

@@ -42,6 +42,9 @@ def write_gif(frames, path: str | os.PathLike, scale: int = 4, duration_ms: int 
     return path
 
 
+PER_FRAME_COLUMNS = ("state", "object_states", "proprio", "agent_position", "intrinsics", "camera_pose", "seed")
+
+
 class ClipDataset(Dataset):
     """Clips of `clip_len` frames, `frame_skip` steps apart, that lie within one episode.
 
@@ -52,7 +55,8 @@ class ClipDataset(Dataset):
     - `rewards`: `(T, S)`;
     - `episode_index`, `start_step`: where the clip comes from;
     - `caption` (datasets with captions): the caption of the clip's first row;
-    - `state`, `object_states`, `proprio` (datasets that have them): `(T, D)` float, at the sampled frames.
+    - `state`, `object_states`, `proprio`, `agent_position`, `intrinsics`, `camera_pose`, `seed` (datasets that
+      have them): `(T, D)` float, at the sampled frames.
     Clip starts are `start_stride` steps apart. `in_memory` reads all frames once into one uint8 array
     (`N * H * W * 3` bytes): items then cost no per-row decoding (about 20 ms for 17 rows otherwise), which a
     GPU's training speed needs.
@@ -116,7 +120,7 @@ class ClipDataset(Dataset):
         }
         if "caption" in batch:
             item["caption"] = str(batch["caption"][0])
-        for name in ("state", "object_states", "proprio"):
+        for name in PER_FRAME_COLUMNS:
             if name in batch:
                 item[name] = torch.as_tensor(np.asarray(batch[name], dtype=np.float32)[::S]).reshape(T, -1)
         return item
@@ -150,7 +154,8 @@ def sample_clips(dataset: datasets.Dataset | str | os.PathLike, clip_len: int, c
 class EncodedClips(Dataset):
     """The clips of a `ClipDataset` passed once through a frozen encoder (a tokenizer's `encode`, say), for
     training a model on its output without re-encoding each epoch. Items: `latents` (the encoder's output for
-    that clip) and `caption` (datasets with captions).
+    that clip), `caption` (datasets with captions) and the clip items named in `extras` (say `actions`, or
+    `intrinsics` and `camera_pose`: the conditioning of a controllable model), kept as they are.
 
     `encode(frames)` maps a batch `(B, T, C, H, W)` to a tensor `(B, ...)`; it runs without gradients, `batch_size`
     clips at a time, on `device`. With a `cache` file (safetensors) the result is kept there, tagged with `key`
@@ -159,7 +164,7 @@ class EncodedClips(Dataset):
     """
 
     def __init__(self, clips: ClipDataset, encode, *, batch_size: int = 16, device: str | torch.device = "cpu",
-                 cache: str | os.PathLike | None = None, key: str = "") -> None:
+                 cache: str | os.PathLike | None = None, key: str = "", extras: tuple[str, ...] = ()) -> None:
         import json
 
         from safetensors import safe_open
@@ -170,20 +175,29 @@ class EncodedClips(Dataset):
         if cache is not None and Path(cache).is_file():
             with safe_open(str(cache), "pt") as f:
                 meta = f.metadata() or {}
-                if meta.get("key") == key and int(meta.get("count", -1)) == len(clips):
-                    stored = f.get_tensor("latents"), json.loads(meta["captions"])
+                if (meta.get("key") == key and int(meta.get("count", -1)) == len(clips)
+                        and set(extras) <= set(f.keys())):
+                    stored = ({name: f.get_tensor(name) for name in ("latents", *extras)},
+                              json.loads(meta["captions"]))
         if stored is None:
-            parts, captions = [], []
+            parts: dict[str, list[torch.Tensor]] = {}
+            captions: list[str] = []
             with torch.no_grad():
                 for batch in tqdm(DataLoader(clips, batch_size=batch_size), desc="encoding clips"):
-                    parts.append(encode(batch["frames"].to(device)).cpu())
+                    parts.setdefault("latents", []).append(encode(batch["frames"].to(device)).cpu())
+                    for name in extras:
+                        if name not in batch:
+                            raise ValueError(f"extras names {name!r}, but the clips have only {sorted(batch)}")
+                        parts.setdefault(name, []).append(batch[name])
                     captions.extend(batch.get("caption", [""] * len(batch["frames"])))
-            stored = torch.cat(parts), captions
+            stored = {name: torch.cat(p) for name, p in parts.items()}, captions
             if cache is not None:
                 with atomic_file(cache) as tmp:
-                    save_file({"latents": stored[0].contiguous()}, str(tmp),
+                    save_file({name: t.contiguous() for name, t in stored[0].items()}, str(tmp),
                               metadata={"key": key, "count": str(len(clips)), "captions": json.dumps(captions)})
-        self.latents, self.captions = stored
+        tensors, self.captions = stored
+        self.latents = tensors["latents"]
+        self.extras = {name: tensors[name] for name in extras}
         self.has_captions = "caption" in clips.data.column_names
 
     def __len__(self) -> int:
@@ -191,6 +205,7 @@ class EncodedClips(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         item: dict[str, torch.Tensor | str] = {"latents": self.latents[index]}
+        item.update((name, tensor[index]) for name, tensor in self.extras.items())
         if self.has_captions:
             item["caption"] = self.captions[index]
         return item

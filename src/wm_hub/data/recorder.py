@@ -164,6 +164,25 @@ def record_episodes(
     return datasets.Dataset.from_dict(columns, features=features)
 
 
+def record_in_parts(record_part: Callable[[int, int], datasets.Dataset], num_episodes: int, workers: int = 1
+                    ) -> datasets.Dataset:
+    """Episodes 0 .. num_episodes - 1 recorded by `record_part(first, count)` (episodes first .. first + count - 1,
+    as one long recording would have them), in `workers` processes each taking a contiguous part: the same
+    dataset as one process records. `record_part` must pickle (a module function, or a `functools.partial` of
+    one)."""
+    import multiprocessing
+
+    if num_episodes < 1 or workers < 1:
+        raise ValueError(f"expected num_episodes >= 1 and workers >= 1, got {num_episodes}, {workers}")
+    workers = min(workers, num_episodes)
+    bounds = np.linspace(0, num_episodes, workers + 1).round().astype(int)
+    parts = [(int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    if workers == 1:
+        return record_part(*parts[0])
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        return datasets.concatenate_datasets(pool.starmap(record_part, parts))
+
+
 def save_dataset(dataset: datasets.Dataset, path: str | os.PathLike) -> None:
     """Write `dataset` to `path` (`Dataset.save_to_disk`) through a temporary folder and a rename."""
     with atomic_directory(path, replace=True) as tmp:

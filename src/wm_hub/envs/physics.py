@@ -1,11 +1,13 @@
 """A 2D physics scene (gymnasium env, 64x64 RGB) on the pymunk engine: a few objects of distinct
-colours and shapes fall, bounce, roll, collide, and are pushed by a paddle.
+colours and shapes fall, bounce, roll, collide, and are pushed by an agent.
 
 `reset(seed=s)` builds scene `s`: 2-4 objects (balls, boxes, triangles), random colours from a fixed
-palette, random positions and velocities, and a grey paddle on the floor. The action is the paddle's
-horizontal velocity in [-1, 1] (x 120 px/s). `info` holds a caption of what has happened so far
-("a red ball falls and bounces; the paddle pushes a blue box right"), the per-object states
-`(x, y, angle, vx, vy)` and the seed.
+palette, random positions and velocities, and a grey agent. With `agent="paddle"` (the captioned dataset)
+it is a paddle on the floor and the action is its horizontal velocity in [-1, 1] (x 120 px/s); with
+`agent="pusher"` (the action-control dataset) it is a disk that flies anywhere in the scene, and the action
+is its 2-D velocity (x, y) in [-1, 1]^2 (x 120 px/s, y down). Scene `s` has the same objects with either
+agent. `info` holds a caption of what has happened so far ("a red ball falls and bounces; the paddle pushes
+a blue box right"), the per-object states `(x, y, angle, vx, vy)`, the agent's position and the seed.
 """
 
 from __future__ import annotations
@@ -26,18 +28,25 @@ COLOURS = {
 }
 SHAPES = ("ball", "box", "triangle")
 BACKGROUND, FLOOR, PADDLE = (40, 44, 52), (120, 110, 100), (150, 150, 150)
+AGENTS = ("paddle", "pusher")
+PUSHER_RADIUS = 4.5
 
 
 class PhysicsEnv(gym.Env):
-    """The physics scene; observations are the rendered frames, the action moves the paddle."""
+    """The physics scene; observations are the rendered frames, the action moves the agent (a paddle or a
+    pusher, see the module docstring)."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": FPS}
 
-    def __init__(self, render_mode: str | None = "rgb_array", max_episode_steps: int = 64) -> None:
+    def __init__(self, render_mode: str | None = "rgb_array", max_episode_steps: int = 64, agent: str = "paddle"
+                 ) -> None:
+        if agent not in AGENTS:
+            raise ValueError(f"agent must be one of {AGENTS}, got {agent!r}")
         self.render_mode = render_mode
         self.max_episode_steps = max_episode_steps
+        self.agent_kind = agent
         self.observation_space = gym.spaces.Box(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), dtype=np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (1 if agent == "paddle" else 2,), dtype=np.float32)
 
     # -- scene --------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -53,11 +62,11 @@ class PhysicsEnv(gym.Env):
             wall = pymunk.Segment(space.static_body, a, b, 3.0)  # thick: fast objects must not tunnel
             wall.elasticity, wall.friction, wall.collision_type = 0.6, 0.8, 1
             space.add(wall)
-        self.paddle = pymunk.Body(body_type=pymunk.Body.KINEMATIC)
-        self.paddle.position = (float(rng.uniform(8, SIZE - 8)), floor_y - 4)
-        paddle_shape = pymunk.Poly.create_box(self.paddle, (10, 8))
-        paddle_shape.elasticity, paddle_shape.friction, paddle_shape.collision_type = 0.2, 1.0, 2
-        space.add(self.paddle, paddle_shape)
+        self.agent = pymunk.Body(body_type=pymunk.Body.KINEMATIC)
+        agent_x = float(rng.uniform(8, SIZE - 8))
+        if self.agent_kind == "paddle":
+            self.agent.position = (agent_x, floor_y - 4)
+            self._add_agent_shape(pymunk.Poly.create_box(self.agent, (10, 8)))
 
         count = int(rng.integers(2, MAX_OBJECTS + 1))
         colours = rng.choice(list(COLOURS), size=count, replace=False)
@@ -83,11 +92,18 @@ class PhysicsEnv(gym.Env):
             space.add(body, shape)
             self.objects.append({"name": f"{colour} {kind}", "kind": kind, "colour": COLOURS[colour],
                                  "body": body, "shape": shape, "start": tuple(body.position), "bounces": 0})
+        if self.agent_kind == "pusher":  # placed after the objects, so that scene s has the same objects
+            self.agent.position = (agent_x, float(rng.uniform(14, floor_y - 10)))
+            self._add_agent_shape(pymunk.Circle(self.agent, PUSHER_RADIUS))
         self.events: list[str] = []
         self._contacts: set[tuple[int, int]] = set()
         space.add_default_collision_handler().begin = self._on_contact
         self.steps = 0
         return self._frame(), self._info()
+
+    def _add_agent_shape(self, shape) -> None:  # noqa: ANN001 - a pymunk shape
+        shape.elasticity, shape.friction, shape.collision_type = 0.2, 1.0, 2
+        self.space.add(self.agent, shape)
 
     def _on_contact(self, arbiter, space, data) -> bool:  # noqa: ANN001 - pymunk callback
         a, b = sorted(s.collision_type for s in arbiter.shapes)
@@ -97,7 +113,7 @@ class PhysicsEnv(gym.Env):
             self.objects[b - 10]["bounces"] += 1
         elif a == 2 and b >= 10 and (a, b) not in self._contacts:
             self._contacts.add((a, b))
-            self.events.append(f"the paddle pushes the {self.objects[b - 10]['name']}")
+            self.events.append(f"the {self.agent_kind} pushes the {self.objects[b - 10]['name']}")
         elif a >= 10 and (a, b) not in self._contacts:
             self._contacts.add((a, b))
             self.events.append(f"the {self.objects[a - 10]['name']} hits the {self.objects[b - 10]['name']}")
@@ -105,13 +121,17 @@ class PhysicsEnv(gym.Env):
 
     def step(self, action):
         action = np.asarray(action, dtype=np.float32).reshape(-1)
-        if action.shape != (1,) or not np.all(np.isfinite(action)):
-            raise ValueError(f"expected one paddle velocity in [-1, 1], got {action.tolist()}")
-        vx = float(np.clip(action[0], -1, 1)) * PADDLE_SPEED
-        x = float(self.paddle.position.x)
-        if (x <= 6 and vx < 0) or (x >= SIZE - 6 and vx > 0):
-            vx = 0.0
-        self.paddle.velocity = (vx, 0.0)
+        if action.shape != self.action_space.shape or not np.all(np.isfinite(action)):
+            raise ValueError(f"expected the {self.agent_kind}'s velocity, {self.action_space.shape[0]} number(s) "
+                             f"in [-1, 1], got {action.tolist()}")
+        velocity = np.clip(action, -1, 1).astype(np.float64) * PADDLE_SPEED
+        (x, y), floor_y = self.agent.position, SIZE - 6
+        vx = 0.0 if (x <= 6 and velocity[0] < 0) or (x >= SIZE - 6 and velocity[0] > 0) else float(velocity[0])
+        vy = 0.0
+        if self.agent_kind == "pusher":  # between the ceiling and the floor
+            top, bottom = PUSHER_RADIUS + 1, floor_y - PUSHER_RADIUS - 1
+            vy = 0.0 if (y <= top and velocity[1] < 0) or (y >= bottom and velocity[1] > 0) else float(velocity[1])
+        self.agent.velocity = (vx, vy)
         for _ in range(SUBSTEPS):
             self.space.step(1.0 / (FPS * SUBSTEPS))
         self.steps += 1
@@ -147,8 +167,11 @@ class PhysicsEnv(gym.Env):
         return states
 
     def _info(self) -> dict[str, Any]:
-        return {"caption": self.caption(), "object_states": self.object_states().reshape(-1),
-                "seed": self.seed_value, "paddle_x": float(self.paddle.position.x)}
+        info = {"caption": self.caption(), "object_states": self.object_states().reshape(-1),
+                "seed": self.seed_value, "agent_position": np.asarray(self.agent.position, np.float32)}
+        if self.agent_kind == "paddle":
+            info["paddle_x"] = float(self.agent.position.x)
+        return info
 
     # -- rendering ----------------------------------------------------------------------------
     def _frame(self) -> np.ndarray:
@@ -157,13 +180,15 @@ class PhysicsEnv(gym.Env):
         big = Image.new("RGB", (SIZE * SCALE, SIZE * SCALE), BACKGROUND)
         draw = ImageDraw.Draw(big)
         draw.rectangle([0, (SIZE - 6) * SCALE, SIZE * SCALE, SIZE * SCALE], fill=FLOOR)
-        shapes = [(s, PADDLE) for s in self.paddle.shapes] + [(o["shape"], o["colour"]) for o in self.objects]
+        shapes = [(s, PADDLE) for s in self.agent.shapes] + [(o["shape"], o["colour"]) for o in self.objects]
         for shape, colour in shapes:
             body = shape.body
             if hasattr(shape, "radius") and not hasattr(shape, "get_vertices"):
                 (x, y), r = body.position, shape.radius
                 draw.ellipse([(x - r) * SCALE, (y - r) * SCALE, (x + r) * SCALE, (y + r) * SCALE], fill=colour)
-                # a darker spoke shows rotation
+                if body is self.agent:
+                    continue
+                # a darker spoke shows an object's rotation
                 end = body.local_to_world((r * 0.8, 0))
                 draw.line([x * SCALE, y * SCALE, end.x * SCALE, end.y * SCALE],
                           fill=tuple(int(c * 0.5) for c in colour), width=SCALE)
@@ -198,31 +223,60 @@ class ScriptedPaddle:
             self(None, {})
 
 
-def _record_part(args: tuple[int, int, int, int]) -> Any:
+class ScriptedPusher:
+    """The pusher policy of the action-control dataset: a 2-D velocity held for 3-8 steps, toward one of the
+    objects (from `info`) 60% of the time, else in a random direction, at 0.5-1 of full speed. Each episode
+    draws from its own seed (`seed`, episode number), so any part of a recording can be made alone."""
+
+    def __init__(self, seed: int = 0, first_episode: int = 0) -> None:
+        self.seed, self.episode = seed, first_episode
+        self.rng, self.velocity, self.hold = np.random.default_rng([seed, first_episode]), np.zeros(2), 0
+
+    def reset(self) -> None:
+        self.rng, self.hold = np.random.default_rng([self.seed, self.episode]), 0
+        self.episode += 1
+
+    def __call__(self, obs: np.ndarray, info: dict) -> np.ndarray:
+        if self.hold <= 0:
+            angle = self.rng.uniform(0, 2 * np.pi)
+            direction = np.array([np.cos(angle), np.sin(angle)])
+            objects = np.asarray(info["object_states"]).reshape(MAX_OBJECTS, 5)
+            present = np.flatnonzero(np.abs(objects[:, :2]).sum(axis=1) > 0)
+            if self.rng.random() < 0.6 and len(present):
+                offset = objects[self.rng.choice(present), :2] - np.asarray(info["agent_position"])
+                direction = offset / max(float(np.linalg.norm(offset)), 1e-6)
+            self.velocity = direction * self.rng.uniform(0.5, 1.0)
+            self.hold = int(self.rng.integers(3, 9))
+        self.hold -= 1
+        return self.velocity.astype(np.float32)
+
+
+def _record_part(seed: int, frames: int, agent: str, first: int, count: int) -> Any:
     from wm_hub.data import record_episodes
 
-    seed, first, count, frames = args
-    policy = ScriptedPaddle(seed)
-    policy.skip(first * (frames - 1))
-    return record_episodes(PhysicsEnv(), count, policy=policy, max_steps=frames - 1, seed=seed, first_episode=first,
-                           info_keys=("object_states",), episode_captions=True, progress=first == 0)
+    if agent == "paddle":
+        policy = ScriptedPaddle(seed)
+        policy.skip(first * (frames - 1))
+    else:
+        policy = ScriptedPusher(seed, first)
+    info_keys = ("object_states",) if agent == "paddle" else ("object_states", "agent_position", "seed")
+    return record_episodes(PhysicsEnv(agent=agent), count, policy=policy, max_steps=frames - 1, seed=seed,
+                           first_episode=first, info_keys=info_keys, episode_captions=True, progress=first == 0)
 
 
-def record_physics_clips(num_clips: int, seed: int = 0, frames: int = 33, workers: int = 1) -> Any:
-    """The captioned physics dataset: clip `i` is scene `seed + i`, `frames` frames long, the paddle driven by
-    `ScriptedPaddle(seed)`. `workers` processes each record a contiguous part; the result is the same dataset
+def record_physics_clips(num_clips: int, seed: int = 0, frames: int = 33, workers: int = 1, agent: str = "paddle"
+                         ) -> Any:
+    """The physics datasets: clip `i` is scene `seed + i`, `frames` frames long, the agent driven by
+    `ScriptedPaddle(seed)` (`agent="paddle"`, the captioned dataset) or `ScriptedPusher(seed)` (`"pusher"`, the
+    action-control dataset). `workers` processes each record a contiguous part; the result is the same dataset
     as one process records (a `datasets.Dataset`, columns as `record_episodes` writes them)."""
-    import multiprocessing
+    from functools import partial
 
-    import datasets
+    from wm_hub.data import record_in_parts
 
-    if num_clips < 1 or frames < 2 or workers < 1:
-        raise ValueError(f"expected num_clips >= 1, frames >= 2, workers >= 1, got {num_clips}, {frames}, {workers}")
-    workers = min(workers, num_clips)
-    bounds = np.linspace(0, num_clips, workers + 1).round().astype(int)
-    parts = [(seed, int(a), int(b - a), frames) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    if workers == 1:
-        return _record_part(parts[0])
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        return datasets.concatenate_datasets(pool.map(_record_part, parts))
+    if agent not in AGENTS:
+        raise ValueError(f"agent must be one of {AGENTS}, got {agent!r}")
+    if frames < 2:
+        raise ValueError(f"expected frames >= 2, got {frames}")
+    return record_in_parts(partial(_record_part, seed, frames, agent), num_clips, workers)
 

@@ -13,6 +13,7 @@ World models (the diffusion model's Text2World / Video2World pipelines, the auto
 - Text2World: the share of caption facts (objects present, their motion) seen in videos generated from
   held-out captions (`wm_hub.envs.physics_probe`), with and without guidance, beside the same score of
   the real clips (the probe's ceiling);
+- models fine-tuned for camera or action control: see `evaluation_control`;
 - the autoregressive model: teacher-forced next-token cross-entropy and accuracy on held-out clips, and its
   Video2World rows as above, beside the diffusion model's when `cosmos-dit-physics-64` is shipped.
 """
@@ -62,9 +63,13 @@ def eval_clip_len(model: CausalVideoTokenizer) -> int:
 
 
 def evaluate(model, dataset, count: int = 64) -> list[Metric]:
-    """The card's numbers of a tokenizer or a world-model pipeline (see the module docstring)."""
+    """The card's numbers of a tokenizer or a world-model pipeline (see the module docstring; for models
+    fine-tuned for control, `evaluation_control`'s)."""
+    from wm_hub.models.cosmos import evaluation_control
     from wm_hub.models.cosmos.pipeline_cosmos import ARVideo2WorldPipeline
 
+    if evaluation_control.control_kind(model):
+        return evaluation_control.evaluate(model, dataset, count)
     if isinstance(model, CausalVideoTokenizer):
         return evaluate_tokenizer(model, dataset, count)
     if isinstance(model, ARVideo2WorldPipeline):
@@ -94,9 +99,12 @@ def compression_name(model: CausalVideoTokenizer) -> str:
 
 def write_card(folder, model, metrics: list[Metric], command: str, training: str) -> None:
     """Write the model card of a tokenizer or a world-model pipeline into `folder`."""
+    from wm_hub.models.cosmos import evaluation_control
     from wm_hub.models.cosmos.pipeline_cosmos import ARVideo2WorldPipeline
 
-    if isinstance(model, CausalVideoTokenizer):
+    if evaluation_control.control_kind(model):
+        evaluation_control.write_card(folder, model, metrics, command, training)
+    elif isinstance(model, CausalVideoTokenizer):
         write_tokenizer_card(folder, model, metrics, command, training)
     elif isinstance(model, ARVideo2WorldPipeline):
         write_ar_card(folder, model, metrics, command, training)
@@ -107,8 +115,11 @@ def write_card(folder, model, metrics: list[Metric], command: str, training: str
 def demo(model, out_dir, name: str) -> str:
     """A tokenizer's reconstruction, or a world model's Video2World continuation, of a held-out physics
     clip, written as a GIF (input | output side by side); returns a one-line summary."""
+    from wm_hub.models.cosmos import evaluation_control
     from wm_hub.models.cosmos.pipeline_cosmos import ARVideo2WorldPipeline
 
+    if evaluation_control.control_kind(model):
+        return evaluation_control.demo(model, out_dir, name)
     if isinstance(model, CausalVideoTokenizer):
         return tokenizer_demo(model, out_dir, name)
     if isinstance(model, ARVideo2WorldPipeline):

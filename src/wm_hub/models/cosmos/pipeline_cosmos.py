@@ -13,6 +13,13 @@ conditioning latent frames (Video2World) replace the noisy ones at every step, c
 of their own (the transformer's `conditioning_sigma`) and are flagged by the condition mask, as in diffusers' Cosmos
 pipelines. Classifier-free guidance mixes the denoiser's outputs with and without the text.
 
+A transformer fine-tuned for control (`wm_hub.models.cosmos.finetuning_cosmos`) also takes, in Video2World,
+`camera=(K, poses)` (pinhole intrinsics and camera-to-world poses of every generated frame) or `actions` (one
+per step between frames):
+
+    pipe = Video2WorldPipeline.from_pretrained("cosmos-dit-physics-64-camera")
+    video = pipe("", image=first_frame, camera=(K, poses), num_frames=17).frames  # K (3, 3), poses (17, 4, 4)
+
 `ARVideo2WorldPipeline` tokenizes the given frames with the discrete tokenizer, continues the token
 sequence with `WorldARModel.generate()` (temperature, top-k, top-p) and decodes the tokens.
 """
@@ -138,6 +145,51 @@ class _WorldPipeline(_CosmosPipeline):
     def latent_size(self) -> int:
         return self.transformer.config.sample_size
 
+    def prepare_control(self, camera: tuple[Any, Any] | None, actions: Any, num_frames: int, batch_size: int
+                        ) -> dict[str, Tensor]:
+        """The transformer's control inputs: `camera = (K, poses)`, intrinsics `(3, 3)`, `(T, 3, 3)` or
+        `(B, T, 3, 3)` in pixels of the pipeline's frames and camera-to-world poses (OpenCV axes) `(T, 4, 4)` or
+        `(B, T, 4, 4)`, one per generated frame (T = num_frames, the given ones included); `actions` `(T - 1, A)`
+        or `(B, T - 1, A)`, `actions[k]` leading from frame k to k + 1. Raises if the model takes no such input."""
+        from wm_hub.models.cosmos.finetuning_cosmos import action_condition, camera_condition
+
+        c, out = self.transformer.config, {}
+        if (camera is not None or actions is not None) and c.frames_per_latent != self.frame_groups:
+            raise ValueError(f"the transformer groups {c.frames_per_latent} frames per latent frame, the tokenizer "
+                             f"{self.frame_groups}: they were not trained together")
+        if camera is not None:
+            if not c.camera_conditioning:
+                raise ValueError("this model takes no camera: load one fine-tuned for camera control "
+                                 "(e.g. cosmos-dit-physics-64-camera)")
+            K, poses = (torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x, dtype=torch.float32)
+                        for x in camera)
+            poses = poses[None] if poses.dim() == 3 else poses
+            if poses.dim() != 4 or poses.shape[1:] != (num_frames, 4, 4):
+                raise ValueError(f"expected camera poses (T, 4, 4) or (B, T, 4, 4) with T = num_frames = {num_frames},"
+                                 f" got {tuple(poses.shape)}")
+            try:
+                K = K.expand(*poses.shape[:2], 3, 3)
+            except RuntimeError as err:
+                raise ValueError(f"expected intrinsics (3, 3), (T, 3, 3) or (B, T, 3, 3) with T = {num_frames}, "
+                                 f"got {tuple(K.shape)}") from err
+            out["camera"] = camera_condition(K, poses, c.frames_per_latent, self.image_size, c.sample_size)
+        if actions is not None:
+            if not c.action_dim:
+                raise ValueError("this model takes no actions: load one fine-tuned for action control "
+                                 "(e.g. cosmos-dit-physics-64-action)")
+            a = torch.as_tensor(np.asarray(actions) if not isinstance(actions, Tensor) else actions,
+                                dtype=torch.float32)
+            a = a[None] if a.dim() == 2 else a
+            if a.dim() != 3 or a.shape[1:] != (num_frames - 1, c.action_dim):
+                raise ValueError(f"expected actions (T - 1, {c.action_dim}) or (B, T - 1, {c.action_dim}) with "
+                                 f"T = num_frames = {num_frames}, got {tuple(a.shape)}")
+            out["actions"] = action_condition(a, c.frames_per_latent)
+        for name, value in out.items():
+            if value.shape[0] not in (1, batch_size):
+                raise ValueError(f"got {name} for {value.shape[0]} videos and {batch_size} prompts")
+            out[name] = value.to(self.device).expand(batch_size, *value.shape[1:])
+        return out
+
     # -- sampling ---------------------------------------------------------------------------------
     def denoise(
         self,
@@ -147,19 +199,23 @@ class _WorldPipeline(_CosmosPipeline):
         text_mask: Tensor,
         condition_mask: Tensor,
         guidance: tuple[Tensor, Tensor, float] | None,
+        control: dict[str, Tensor] | None = None,
     ) -> Tensor:
         """EDM denoiser D(x; sigma) with optional classifier-free guidance: latents `(B, T, C, H, W)`,
-        per-frame noise levels `sigma` `(B, T)`; guidance = (negative text, its mask, scale)."""
+        per-frame noise levels `sigma` `(B, T)`; guidance = (negative text, its mask, scale); `control` the
+        transformer's camera / actions inputs (both halves of a guided batch get them)."""
         s = sigma[:, :, None, None, None]
         model_in = self.scheduler.precondition_inputs(latents, s)
         c_noise = self.scheduler.precondition_noise(sigma)
+        control = control or {}
         if guidance is None:
-            out = self.transformer(model_in, c_noise, text, text_mask, condition_mask).sample
+            out = self.transformer(model_in, c_noise, text, text_mask, condition_mask, **control).sample
         else:  # one batch: with the text, then with the negative text
             negative, negative_mask, scale = guidance
             out = self.transformer(torch.cat([model_in, model_in]), torch.cat([c_noise, c_noise]),
                                    torch.cat([text, negative]), torch.cat([text_mask, negative_mask]),
-                                   torch.cat([condition_mask, condition_mask])).sample
+                                   torch.cat([condition_mask, condition_mask]),
+                                   **{k: torch.cat([v, v]) for k, v in control.items()}).sample
             conditional, unconditional = out.chunk(2)
             out = unconditional + scale * (conditional - unconditional)
         return self.scheduler.precondition_outputs(latents, out, s)
@@ -176,9 +232,12 @@ class _WorldPipeline(_CosmosPipeline):
         generator: torch.Generator | None,
         output_type: str,
         callback_on_step_end: Callable[[Any, int, Tensor, dict], dict] | None,
+        camera: tuple[Any, Any] | None = None,
+        actions: Any = None,
     ) -> Tensor | np.ndarray | list:
         """Sample videos of `num_frames` frames; `condition` `(B, Tc, C, H, W)` in [-1, 1] gives the first
-        frames (Video2World) or None (Text2World); `guidance_scale` None is `default_guidance_scale`."""
+        frames (Video2World) or None (Text2World); `guidance_scale` None is `default_guidance_scale`;
+        `camera` and `actions` as `prepare_control` takes them."""
         # 1. Check inputs
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
@@ -198,6 +257,8 @@ class _WorldPipeline(_CosmosPipeline):
             if len(negative) != B:
                 raise ValueError(f"got {len(negative)} negative prompts for {B} prompts")
             guidance = (*self.encode_prompt(negative), guidance_scale)
+
+        control = self.prepare_control(camera, actions, num_frames, B)
 
         # 3. Prepare latents: noise, and the conditioning latents of the given frames
         s = self.vae.config.spatial_compression
@@ -227,7 +288,7 @@ class _WorldPipeline(_CosmosPipeline):
             sigma, sigma_next = sigmas[i], sigmas[i + 1]
             latents = torch.where(is_cond, cond_noisy, latents)
             frame_sigma = torch.where(condition_mask.bool(), conditioning_sigma, sigma)  # (B, T)
-            denoised = self.denoise(latents, frame_sigma, text, text_mask, condition_mask, guidance)
+            denoised = self.denoise(latents, frame_sigma, text, text_mask, condition_mask, guidance, control)
             denoised = torch.where(is_cond, cond_latents, denoised)
             latents = latents + (sigma_next - sigma) * (latents - denoised) / sigma
             if callback_on_step_end is not None:
@@ -278,10 +339,13 @@ class Video2WorldPipeline(_WorldPipeline):
         output_type: str = "np",
         callback_on_step_end: Callable[[Any, int, Tensor, dict], dict] | None = None,
         return_dict: bool = True,
+        camera: tuple[Any, Any] | None = None,
+        actions: Any = None,
     ) -> WorldPipelineOutput | tuple:
+        """`camera=(K, poses)` and `actions`, for models fine-tuned for that control: see `prepare_control`."""
         condition = self.preprocess_video(image, video)
         frames = self.generate(prompt, negative_prompt, condition, num_frames, num_inference_steps,
-                               guidance_scale, generator, output_type, callback_on_step_end)
+                               guidance_scale, generator, output_type, callback_on_step_end, camera, actions)
         return WorldPipelineOutput(frames=frames) if return_dict else (frames,)
 
 

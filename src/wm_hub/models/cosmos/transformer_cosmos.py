@@ -7,6 +7,12 @@ block per latent frame, so conditioning frames can carry their own (small) noise
 condition mask enters as one more input channel, as in diffusers' Cosmos pipelines. The network is the
 raw F of EDM (Karras et al. 2022): inputs are already scaled by c_in and the noise level is c_noise;
 `EDMEulerScheduler`'s `precondition_*` turn its output into the denoised latents.
+
+Control (fine-tuning, `wm_hub.models.cosmos.finetuning_cosmos`): with `camera_conditioning`, the Plücker rays
+of the `frames_per_latent` video frames of each latent frame (`6 * frames_per_latent` channels on the latent
+grid) are patchified like the latents and added to the patch tokens; with `action_dim`, the actions into
+those frames are embedded by an MLP and added to the frame's noise-level embedding, which modulates every
+block. Both new layers end in zeros, so a model extended from a trained one starts by behaving exactly as it.
 """
 
 from __future__ import annotations
@@ -33,8 +39,7 @@ class WorldTransformerBlock(nn.Module):
         self.cross_attention = Attention(dim, num_heads, context_dim=text_dim)
         self.mlp = FeedForward(dim, mlp_ratio)
         self.modulation = nn.Linear(dim, 9 * dim)  # shift, scale, gate for each of the three branches
-        nn.init.zeros_(self.modulation.weight)  # adaLN-Zero: each block starts as the identity
-        nn.init.zeros_(self.modulation.bias)
+        _zero(self.modulation)  # adaLN-Zero: each block starts as the identity
 
     def forward(self, x: Tensor, emb: Tensor, text: Tensor, text_mask: Tensor | None, rotary) -> Tensor:
         """x `(B, L, D)`, emb `(B, L, D)` (the noise-level embedding of each token's frame)."""
@@ -75,10 +80,23 @@ class WorldTransformer3DModel(WorldModelMixin, ConfigMixin):
         # Conditioning frames are given with this small noise level (their noise augmentation), in
         # training and by the pipelines
         conditioning_sigma: float = 0.01,
+        # Control: Plücker camera rays and/or per-step actions of `action_dim` (0: none); each latent frame
+        # gets those of its `frames_per_latent` video frames (the tokenizer's temporal compression)
+        camera_conditioning: bool = False,
+        action_dim: int = 0,
+        frames_per_latent: int = 4,
     ) -> None:
         super().__init__()
         pt, ph, pw = patch_size
         self.patch_embed = nn.Linear((in_channels + 1) * pt * ph * pw, hidden_size)  # + the condition mask
+        self.camera_embed = self.action_embed = None
+        if camera_conditioning:
+            self.camera_embed = nn.Linear(self.camera_channels * pt * ph * pw, hidden_size)
+            _zero(self.camera_embed)
+        if action_dim:
+            self.action_embed = nn.Sequential(nn.Linear(action_dim * frames_per_latent * pt, hidden_size), nn.SiLU(),
+                                              nn.Linear(hidden_size, hidden_size))
+            _zero(self.action_embed[-1])
         self.time_proj = Timesteps(hidden_size, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embed = TimestepEmbedding(hidden_size, hidden_size)
         self.rotary = RotaryEmbedding3D(hidden_size // num_heads)
@@ -88,8 +106,19 @@ class WorldTransformer3DModel(WorldModelMixin, ConfigMixin):
         self.norm_out = AdaLayerNorm(hidden_size, hidden_size)  # modulated by the noise level, as each block
         self.proj_out = nn.Linear(hidden_size, in_channels * pt * ph * pw)
         for layer in (self.norm_out.to_scale_shift, self.proj_out):  # the output starts at zero
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
+            _zero(layer)
+
+    @property
+    def camera_channels(self) -> int:
+        """Channels of the camera input per latent frame: 6 Plücker coordinates per video frame."""
+        return 6 * self.config.frames_per_latent
+
+    def _patchify(self, x: Tensor) -> Tensor:
+        """`(B, T, C, H, W)` -> tokens `(B, L, C * pt * ph * pw)` in (t, h, w) order."""
+        B, T, C, H, W = x.shape
+        pt, ph, pw = self.config.patch_size
+        x = x.reshape(B, T // pt, pt, C, H // ph, ph, W // pw, pw).permute(0, 1, 4, 6, 3, 2, 5, 7)
+        return x.reshape(B, (T // pt) * (H // ph) * (W // pw), C * pt * ph * pw)
 
     def grid(self, latents: Tensor) -> tuple[int, int, int]:
         """The token grid (t, h, w) of latents `(B, T, C, H, W)`; raises if they do not fit the patches."""
@@ -108,11 +137,16 @@ class WorldTransformer3DModel(WorldModelMixin, ConfigMixin):
         encoder_hidden_states: Tensor,
         encoder_attention_mask: Tensor | None = None,
         condition_mask: Tensor | None = None,
+        camera: Tensor | None = None,
+        actions: Tensor | None = None,
         return_dict: bool = True,
     ) -> Transformer2DModelOutput | tuple:
         """hidden_states `(B, T, C, H, W)` (c_in-scaled noisy latents); timestep `(B,)` or per latent frame
         `(B, T)` (c_noise); encoder_hidden_states `(B, S, text_dim)` with encoder_attention_mask `(B, S)`
-        (1 = token, 0 = padding); condition_mask `(B, T)` (1 = a given frame). Returns `(B, T, C, H, W)`."""
+        (1 = token, 0 = padding); condition_mask `(B, T)` (1 = a given frame); camera `(B, T, 6 *
+        frames_per_latent, H, W)` Plücker rays and actions `(B, T, frames_per_latent * action_dim)`, for models
+        with that control (`wm_hub.models.cosmos.finetuning_cosmos` groups them per latent frame; None: no
+        control input). Returns `(B, T, C, H, W)`."""
         B, T, C, H, W = hidden_states.shape
         gt, gh, gw = self.grid(hidden_states)
         pt, ph, pw = self.config.patch_size
@@ -122,9 +156,14 @@ class WorldTransformer3DModel(WorldModelMixin, ConfigMixin):
         if condition_mask.shape != (B, T):
             raise ValueError(f"expected condition_mask (B, T) = ({B}, {T}), got {tuple(condition_mask.shape)}")
         mask_channel = condition_mask.to(hidden_states.dtype)[:, :, None, None, None].expand(B, T, 1, H, W)
-        x = torch.cat([hidden_states, mask_channel], dim=2)  # (B, T, C+1, H, W)
-        x = x.view(B, gt, pt, C + 1, gh, ph, gw, pw).permute(0, 1, 4, 6, 3, 2, 5, 7)  # (B, gt, gh, gw, C+1, pt, ph, pw)
-        x = self.patch_embed(x.reshape(B, gt * gh * gw, -1))  # (B, L, D)
+        x = self.patch_embed(self._patchify(torch.cat([hidden_states, mask_channel], dim=2)))  # (B, L, D)
+        if camera is not None:
+            if self.camera_embed is None:
+                raise ValueError("this model takes no camera input: fine-tune it for camera control first")
+            if camera.shape != (B, T, self.camera_channels, H, W):
+                raise ValueError(f"expected camera (B, T, 6 * frames_per_latent, H, W) = "
+                                 f"{(B, T, self.camera_channels, H, W)}, got {tuple(camera.shape)}")
+            x = x + self.camera_embed(self._patchify(camera.to(x.dtype)))
         # 2. Noise-level embedding per latent frame, broadcast to that frame's tokens
         if timestep.dim() == 0:
             timestep = timestep.expand(B)
@@ -133,6 +172,14 @@ class WorldTransformer3DModel(WorldModelMixin, ConfigMixin):
         if timestep.shape != (B, T):
             raise ValueError(f"expected timestep (B,) or (B, T) = ({B}, {T}), got {tuple(timestep.shape)}")
         emb = self.time_embed(self.time_proj(timestep[:, ::pt].flatten()).to(x.dtype)).view(B, gt, 1, -1)
+        if actions is not None:
+            width = self.config.frames_per_latent * self.config.action_dim
+            if self.action_embed is None:
+                raise ValueError("this model takes no actions: fine-tune it for action control first")
+            if actions.shape != (B, T, width):
+                raise ValueError(f"expected actions (B, T, frames_per_latent * action_dim) = {(B, T, width)}, got "
+                                 f"{tuple(actions.shape)}")
+            emb = emb + self.action_embed(actions.to(x.dtype).reshape(B, gt, 1, pt * width))
         emb = emb.expand(B, gt, gh * gw, emb.shape[-1]).reshape(B, gt * gh * gw, -1)  # (B, L, D)
         # 3. Blocks
         text_mask = None
@@ -149,3 +196,9 @@ class WorldTransformer3DModel(WorldModelMixin, ConfigMixin):
         x = self.proj_out(self.norm_out(x, emb))  # (B, L, C*pt*ph*pw)
         x = x.view(B, gt, gh, gw, C, pt, ph, pw).permute(0, 1, 5, 4, 2, 6, 3, 7).reshape(B, T, C, H, W)
         return Transformer2DModelOutput(sample=x) if return_dict else (x,)
+
+
+def _zero(layer: nn.Linear) -> None:
+    """Zero a layer's weight and bias: a branch that starts as nothing (adaLN-Zero, new control inputs)."""
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)

@@ -1,0 +1,110 @@
+"""Fine-tuning the diffusion world model for control, as Cosmos post-trains its world models: camera poses
+(Plücker rays) or actions.
+
+- `extend_for_control` copies a trained `WorldTransformer3DModel` into one with camera and/or action inputs,
+  whose new layers start at zero (it starts as the base model).
+- `add_lora` freezes the base weights and trains LoRA adapters (peft) on its linear layers, plus the new
+  control layers in full; `merge_lora` folds the adapters back in, for a plain model folder.
+- `camera_condition` and `action_condition` turn per-video-frame cameras and per-step actions into the
+  per-latent-frame inputs the transformer takes: latent frame 0 is video frame 0 alone (the causal
+  tokenizer's first group), latent frame j >= 1 covers video frames 1 + f(j - 1) .. fj, f the tokenizer's
+  temporal compression (`frames_per_latent`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from wm_hub.layers.camera import plucker_embedding
+from wm_hub.models.cosmos.transformer_cosmos import WorldTransformer3DModel
+
+LORA_TARGETS = r".*blocks\.\d+\.(self_attention\.(to_q|to_kv|proj)|cross_attention\.(to_q|to_kv|proj)|mlp\.[02])$"
+CONTROL_LAYERS = ("camera_embed", "action_embed")
+
+
+def latent_frame_index(num_frames: int, frames_per_latent: int) -> Tensor:
+    """`(T', frames_per_latent)` indices of the video frames of each latent frame (row 0: frame 0 repeated);
+    `num_frames` must be 1 + k * frames_per_latent."""
+    if num_frames < 1 or (num_frames - 1) % frames_per_latent:
+        raise ValueError(f"expected 1 + k * {frames_per_latent} frames, got {num_frames}")
+    latents = 1 + (num_frames - 1) // frames_per_latent
+    index = 1 + (torch.arange(latents)[:, None] - 1) * frames_per_latent + torch.arange(frames_per_latent)
+    index[0] = 0
+    return index
+
+
+def camera_condition(intrinsics: Tensor, poses: Tensor, frames_per_latent: int, image_size: int, grid_size: int
+                     ) -> Tensor:
+    """Cameras of each video frame, intrinsics `(B, T, 3, 3)` (pixels of `image_size` frames) and camera-to-world
+    poses `(B, T, 4, 4)` -> the transformer's camera input `(B, T', 6 * frames_per_latent, grid, grid)`."""
+    rays = plucker_embedding(intrinsics, poses, image_size, grid_size)  # (B, T, 6, g, g)
+    index = latent_frame_index(rays.shape[1], frames_per_latent).to(rays.device)
+    grouped = rays[:, index]  # (B, T', f, 6, g, g)
+    return grouped.flatten(2, 3)
+
+
+def action_condition(actions: Tensor, frames_per_latent: int) -> Tensor:
+    """Actions between consecutive frames `(B, T - 1, A)` (`actions[:, k]` leads from frame k to k + 1) -> the
+    transformer's action input `(B, T', frames_per_latent * A)`: for each latent frame, the actions into its
+    video frames (zeros for frame 0, which no action leads into)."""
+    B, steps, A = actions.shape
+    into = torch.cat([actions.new_zeros(B, 1, A), actions], dim=1)  # (B, T, A): the action into each frame
+    index = latent_frame_index(steps + 1, frames_per_latent).to(actions.device)
+    return into[:, index].flatten(2)  # (B, T', f * A); latent frame 0: frame 0's zeros
+
+
+def extend_for_control(base: WorldTransformer3DModel, camera: bool = False, action_dim: int = 0,
+                       frames_per_latent: int | None = None) -> WorldTransformer3DModel:
+    """A float32 copy of `base` with camera and/or action inputs added (zero-initialised: it computes what `base`
+    does); `frames_per_latent` defaults to the base config's (set it to the tokenizer's temporal compression)."""
+    if not camera and not action_dim:
+        raise ValueError("nothing to add: ask for camera=True and/or action_dim > 0")
+    config = {k: v for k, v in dict(base.config).items() if not k.startswith("_")}
+    config.update(camera_conditioning=camera or config.get("camera_conditioning", False),
+                  action_dim=action_dim or config.get("action_dim", 0))
+    if frames_per_latent is not None:
+        config["frames_per_latent"] = frames_per_latent
+    model = WorldTransformer3DModel(**config)
+    missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
+    if unexpected or any(not name.startswith(CONTROL_LAYERS) for name in missing):
+        raise ValueError(f"the base model does not fit: missing {missing}, unexpected {unexpected}")
+    return model
+
+
+def add_lora(model: WorldTransformer3DModel, rank: int, alpha: float | None = None) -> nn.Module:
+    """Freeze `model` but for LoRA adapters of rank `rank` on every block's attention and MLP layers and, in
+    full, its control layers; returns the peft model (call it as `model`)."""
+    from peft import LoraConfig, get_peft_model
+
+    if rank < 1:
+        raise ValueError(f"expected a LoRA rank >= 1, got {rank}")
+    control = [name for name in CONTROL_LAYERS if getattr(model, name) is not None]
+    config = LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=LORA_TARGETS, modules_to_save=control)
+    return get_peft_model(model, config)
+
+
+def merge_lora(model: nn.Module) -> WorldTransformer3DModel:
+    """The plain transformer of a model from `add_lora` with its adapters merged into the weights (or the model
+    itself when it has none)."""
+    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+
+
+def control_inputs(batch: dict, transformer: WorldTransformer3DModel, image_size: int) -> dict[str, Tensor]:
+    """The transformer's control inputs from a batch of clips (`ClipDataset` / `EncodedClips` items of
+    `1 + k * frames_per_latent` frames): `camera` from `intrinsics` `(B, T, 9)` and `camera_pose` `(B, T, 16)`,
+    `actions` from `actions` `(B, T, 1, A)` (the action taken at each frame)."""
+    c, out = transformer.config, {}
+    if c.camera_conditioning:
+        intrinsics, poses = batch["intrinsics"], batch["camera_pose"]
+        B, T = poses.shape[:2]
+        grid = c.sample_size
+        out["camera"] = camera_condition(intrinsics.view(B, T, 3, 3), poses.view(B, T, 4, 4), c.frames_per_latent,
+                                         image_size, grid)
+    if c.action_dim:
+        actions = batch["actions"][:, :-1, 0]  # (B, T - 1, A): the actions between the clip's frames
+        if actions.shape[-1] != c.action_dim:
+            raise ValueError(f"the model takes {c.action_dim}-D actions, the data has {actions.shape[-1]}-D ones")
+        out["actions"] = action_condition(actions.float(), c.frames_per_latent)
+    return out
+

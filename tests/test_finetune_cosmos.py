@@ -1,0 +1,99 @@
+"""The control fine-tuning scripts on tiny data and a tiny base pipeline: camera (every weight) and action (LoRA,
+merged into the written folder) runs train, resume and write a Video2World folder that takes the control."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from diffusers import EDMEulerScheduler
+from transformers import T5EncoderModel
+
+from wm_hub.data import save_dataset
+from wm_hub.envs.camera_scene import intrinsics, look_at, record_camera_clips
+from wm_hub.envs.physics import record_physics_clips
+from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
+from wm_hub.models.cosmos.pipeline_cosmos import Video2WorldPipeline
+from wm_hub.models.cosmos.text_cosmos import build_caption_tokenizer, caption_encoder_config
+from wm_hub.models.cosmos.transformer_cosmos import WorldTransformer3DModel
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("finetune")
+    torch.manual_seed(0)
+    vae = CausalVideoTokenizer(base_channels=8, channel_multipliers=(1, 2, 2, 2), num_heads=2, latent_channels=4,
+                               latents_mean=(0.0,) * 4, latents_std=(1.0,) * 4)
+    tokenizer = build_caption_tokenizer(["a red ball falls"], model_max_length=16)
+    text_encoder = T5EncoderModel(caption_encoder_config(tokenizer, d_model=16, num_layers=1, num_heads=2))
+    transformer = WorldTransformer3DModel(in_channels=4, sample_size=8, hidden_size=24, num_layers=1, num_heads=2,
+                                          text_dim=16)
+    for p in transformer.parameters():  # leave adaLN-Zero's start (zero gates pass no gradient to the blocks)
+        p.data.add_(0.05 * torch.randn_like(p))
+    Video2WorldPipeline(transformer=transformer, vae=vae, scheduler=EDMEulerScheduler(sigma_data=1.0),
+                        text_encoder=text_encoder, tokenizer=tokenizer).save_pretrained(tmp / "base")
+    save_dataset(record_camera_clips(2, frames=5), tmp / "camera")
+    save_dataset(record_physics_clips(2, frames=5, agent="pusher"), tmp / "action")
+
+    def config(control: str, lora_rank: int):
+        cfg = {"base": str(tmp / "base"), "data": {"train": str(tmp / control)}, "clip_len": 5,
+               "lora_rank": lora_rank,
+               "edm": {"p_mean": -1.2, "p_std": 1.2, "caption_dropout": 0.5, "condition_prob": 1.0,
+                       "max_condition_frames": 1},
+               "train": {"output_dir": str(tmp / f"out-{control}"), "steps": 2, "batch_size": 2, "warmup_steps": 1,
+                         "log_every": 1, "save_every": 1}}
+        path = tmp / f"{control}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        return path
+
+    return tmp, config
+
+
+def test_camera_finetuning_trains_every_weight_and_resumes(setup):
+    import finetune_cosmos
+
+    tmp, config = setup
+    path = config("camera", 0)
+    assert finetune_cosmos.main("camera", ["--config", str(path)]) == 0
+    assert finetune_cosmos.main("camera", ["--config", str(path), "--resume", "--max-steps", "3"]) == 0
+    rows = list(csv.DictReader(open(tmp / "out-camera" / "log.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3] and all(float(r["loss"]) > 0 for r in rows)
+    pipe = Video2WorldPipeline.from_pretrained(tmp / "out-camera" / "pipeline")
+    base = Video2WorldPipeline.from_pretrained(tmp / "base")
+    assert pipe.transformer.config.camera_conditioning and not pipe.transformer.config.action_dim
+    assert not torch.equal(pipe.transformer.blocks[0].mlp[0].weight, base.transformer.blocks[0].mlp[0].weight)
+    poses = np.stack([look_at(np.array([6.0 - 0.3 * t, 1, 2]), np.zeros(3)) for t in range(5)])
+    frames = pipe("", image=np.zeros((64, 64, 3), np.uint8), camera=(intrinsics(64), poses), num_frames=5,
+                  num_inference_steps=1).frames
+    assert frames.shape == (1, 5, 64, 64, 3)
+
+
+def test_action_finetuning_with_lora_writes_merged_weights(setup):
+    import finetune_cosmos
+
+    tmp, config = setup
+    assert finetune_cosmos.main("action", ["--config", str(config("action", 2))]) == 0
+    pipe = Video2WorldPipeline.from_pretrained(tmp / "out-action" / "pipeline")
+    base = Video2WorldPipeline.from_pretrained(tmp / "base")
+    assert pipe.transformer.config.action_dim == 2 and not pipe.transformer.config.camera_conditioning
+    weights = pipe.transformer.state_dict()
+    assert not any("lora" in k for k in weights)
+    # LoRA changed the adapted layers (merged in); layers without adapters kept the base weights
+    assert not torch.equal(weights["blocks.0.mlp.0.weight"], base.transformer.state_dict()["blocks.0.mlp.0.weight"])
+    assert torch.equal(weights["patch_embed.weight"], base.transformer.state_dict()["patch_embed.weight"])
+    assert weights["action_embed.2.weight"].abs().sum() > 0  # the zero-initialised output layer was trained
+    frames = pipe("", image=np.zeros((64, 64, 3), np.uint8), actions=np.ones((4, 2)), num_frames=5,
+                  num_inference_steps=1).frames
+    assert frames.shape == (1, 5, 64, 64, 3)
+
+
+def test_camera_finetuning_needs_cameras(setup, tmp_path):
+    import finetune_cosmos
+
+    tmp, config = setup
+    with pytest.raises(ValueError, match=r"no cameras \(intrinsics, camera_pose\): make it with `wm-hub data make cam"):
+        finetune_cosmos.main("camera", ["--config", str(config("camera", 0)), "--data", str(tmp / "action"),
+                                        "--output-dir", str(tmp_path / "out")])

@@ -1,0 +1,11 @@
+"""Fine-tune the diffusion world model for camera control: see `finetune_cosmos.py`.
+
+    accelerate launch training/finetune_camera.py --base cosmos-dit-physics-64 --data data/camera-train
+"""
+
+import sys
+
+from finetune_cosmos import main
+
+if __name__ == "__main__":
+    sys.exit(main("camera"))
