@@ -58,7 +58,12 @@ def test_plucker_rays_by_hand():
 def test_camera_scene_moves_its_camera():
     from gymnasium.utils.env_checker import check_env
 
+    import gymnasium as gym
+
+    import wm_hub.envs  # noqa: F401 - registers the envs
+
     check_env(CameraSceneEnv(), skip_render_check=True)
+    assert isinstance(gym.make("wm_hub/CameraScene-v0").unwrapped, CameraSceneEnv)
     env = CameraSceneEnv()
     obs, info = env.reset(seed=3)
     assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8 and obs.std() > 5

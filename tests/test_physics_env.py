@@ -41,7 +41,7 @@ def test_paddle_moves_with_the_action():
     for _ in range(3):
         _, _, _, _, info = env.step([direction])
     assert (info["paddle_x"] - x0) * direction > 10
-    with pytest.raises(ValueError, match="one paddle velocity"):
+    with pytest.raises(ValueError, match=r"the paddle.s velocity, 1 number"):
         env.step([0.1, 0.2])
 
 
