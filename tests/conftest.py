@@ -58,3 +58,26 @@ def cards_dir(tmp_path, monkeypatch):
     root.mkdir()
     monkeypatch.setenv("WM_HUB_MODEL_CARDS", str(root))
     return root
+
+
+def tiny_world_parts(num_layers: int = 2, captions: tuple[str, ...] = ("a red ball falls",)) -> dict:
+    """The components of a tiny diffusion world model pipeline (64x64 frames, random weights moved off adaLN-Zero's
+    start so that outputs, and gradients, depend on every input)."""
+    from diffusers import EDMEulerScheduler
+    from transformers import T5EncoderModel
+
+    from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
+    from wm_hub.models.cosmos.text_cosmos import build_caption_tokenizer, caption_encoder_config
+    from wm_hub.models.cosmos.transformer_cosmos import WorldTransformer3DModel
+
+    torch.manual_seed(0)
+    vae = CausalVideoTokenizer(base_channels=8, channel_multipliers=(1, 2, 2, 2), num_heads=2, latent_channels=4,
+                               latents_mean=(0.0,) * 4, latents_std=(1.0,) * 4)
+    tokenizer = build_caption_tokenizer(list(captions), model_max_length=16)
+    text_encoder = T5EncoderModel(caption_encoder_config(tokenizer, d_model=16, num_layers=1, num_heads=2))
+    transformer = WorldTransformer3DModel(in_channels=4, sample_size=8, hidden_size=24, num_layers=num_layers,
+                                          num_heads=2, text_dim=16)
+    for p in transformer.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    return {"transformer": transformer, "vae": vae, "scheduler": EDMEulerScheduler(sigma_data=1.0),
+            "text_encoder": text_encoder, "tokenizer": tokenizer}

@@ -7,13 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from diffusers import EDMEulerScheduler
-from transformers import T5EncoderModel
 
+from tests.conftest import tiny_world_parts
 from wm_hub.envs.camera_scene import MOVE, CameraSceneEnv, intrinsics, look_at, record_camera_clips
 from wm_hub.envs.physics import PhysicsEnv, record_physics_clips
 from wm_hub.layers.camera import plucker_embedding, plucker_rays
-from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
 from wm_hub.models.cosmos.finetuning_cosmos import (
     action_condition,
     add_lora,
@@ -24,7 +22,6 @@ from wm_hub.models.cosmos.finetuning_cosmos import (
     merge_lora,
 )
 from wm_hub.models.cosmos.pipeline_cosmos import Video2WorldPipeline
-from wm_hub.models.cosmos.text_cosmos import build_caption_tokenizer, caption_encoder_config
 from wm_hub.models.cosmos.transformer_cosmos import WorldTransformer3DModel
 
 
@@ -56,9 +53,8 @@ def test_plucker_rays_by_hand():
 
 
 def test_camera_scene_moves_its_camera():
-    from gymnasium.utils.env_checker import check_env
-
     import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
 
     import wm_hub.envs  # noqa: F401 - registers the envs
 
@@ -134,17 +130,7 @@ def test_latent_frame_grouping():
 
 @pytest.fixture(scope="module")
 def parts():
-    torch.manual_seed(0)
-    vae = CausalVideoTokenizer(base_channels=8, channel_multipliers=(1, 2, 2, 2), num_heads=2, latent_channels=4,
-                               latents_mean=(0.0,) * 4, latents_std=(1.0,) * 4)
-    tokenizer = build_caption_tokenizer(["a red ball falls"], model_max_length=16)
-    text_encoder = T5EncoderModel(caption_encoder_config(tokenizer, d_model=16, num_layers=1, num_heads=2))
-    transformer = WorldTransformer3DModel(in_channels=4, sample_size=8, hidden_size=24, num_layers=2, num_heads=2,
-                                          text_dim=16)
-    for p in transformer.parameters():
-        p.data.add_(0.05 * torch.randn_like(p))
-    return {"transformer": transformer, "vae": vae, "scheduler": EDMEulerScheduler(sigma_data=1.0),
-            "text_encoder": text_encoder, "tokenizer": tokenizer}
+    return tiny_world_parts()
 
 
 def perturb(model: torch.nn.Module, match: str) -> None:

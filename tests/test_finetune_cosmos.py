@@ -9,32 +9,18 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from diffusers import EDMEulerScheduler
-from transformers import T5EncoderModel
 
+from tests.conftest import tiny_world_parts
 from wm_hub.data import save_dataset
 from wm_hub.envs.camera_scene import intrinsics, look_at, record_camera_clips
 from wm_hub.envs.physics import record_physics_clips
-from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
 from wm_hub.models.cosmos.pipeline_cosmos import Video2WorldPipeline
-from wm_hub.models.cosmos.text_cosmos import build_caption_tokenizer, caption_encoder_config
-from wm_hub.models.cosmos.transformer_cosmos import WorldTransformer3DModel
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("finetune")
-    torch.manual_seed(0)
-    vae = CausalVideoTokenizer(base_channels=8, channel_multipliers=(1, 2, 2, 2), num_heads=2, latent_channels=4,
-                               latents_mean=(0.0,) * 4, latents_std=(1.0,) * 4)
-    tokenizer = build_caption_tokenizer(["a red ball falls"], model_max_length=16)
-    text_encoder = T5EncoderModel(caption_encoder_config(tokenizer, d_model=16, num_layers=1, num_heads=2))
-    transformer = WorldTransformer3DModel(in_channels=4, sample_size=8, hidden_size=24, num_layers=1, num_heads=2,
-                                          text_dim=16)
-    for p in transformer.parameters():  # leave adaLN-Zero's start (zero gates pass no gradient to the blocks)
-        p.data.add_(0.05 * torch.randn_like(p))
-    Video2WorldPipeline(transformer=transformer, vae=vae, scheduler=EDMEulerScheduler(sigma_data=1.0),
-                        text_encoder=text_encoder, tokenizer=tokenizer).save_pretrained(tmp / "base")
+    Video2WorldPipeline(**tiny_world_parts(num_layers=1)).save_pretrained(tmp / "base")
     save_dataset(record_camera_clips(2, frames=5), tmp / "camera")
     save_dataset(record_physics_clips(2, frames=5, agent="pusher"), tmp / "action")
 
