@@ -24,6 +24,7 @@ from wm_hub.data import ClipDataset, frames_to_tensor, tensor_to_frames, write_g
 from wm_hub.data.clips import sample_clips
 from wm_hub.metrics import psnr, ssim
 from wm_hub.models.cosmos.evaluation_cosmos import DIT_NAME as BASE_NAME
+from wm_hub.models.cosmos.finetuning_cosmos import clip_actions, clip_cameras
 
 DATASETS = {"camera": "wm_hub/camera-eval (scenes 1000000+)", "action": "wm_hub/physics-push-eval (scenes 1000000+)"}
 WHAT = {"camera": "camera", "action": "actions"}
@@ -39,11 +40,10 @@ def control_kind(pipe) -> str | None:
 
 def control_args(batch: dict, kind: str, poses: Tensor | None = None, actions: Tensor | None = None) -> dict:
     """The pipeline's control arguments for a batch of clips (its own cameras / actions unless given)."""
-    B, T = batch["frames"].shape[:2]
     if kind == "camera":
-        poses = batch["camera_pose"].view(B, T, 4, 4) if poses is None else poses
-        return {"camera": (batch["intrinsics"].view(B, T, 3, 3), poses)}
-    return {"actions": batch["actions"][:, :-1, 0] if actions is None else actions}
+        intrinsics, own = clip_cameras(batch)
+        return {"camera": (intrinsics, own if poses is None else poses)}
+    return {"actions": clip_actions(batch) if actions is None else actions}
 
 
 def resimulate(kind: str, seeds: list[int], moves: Tensor) -> tuple[Tensor, Tensor]:
@@ -90,7 +90,7 @@ def control_scores(pipe, base, dataset, count: int, steps: int = 30, seed: int =
         if len(real) < 2:
             continue
         order = torch.roll(torch.arange(len(real)), 1)  # clip i gets clip i - 1's controls
-        moves = batch["actions"][order, :-1, 0]
+        moves = clip_actions(batch)[order]
         seeds = [int(s) for s in batch["seed"][:, 0, 0]]
         simulated, poses = resimulate(kind, seeds, moves)
         swapped = generate(pipe, first, **control_args(batch, kind, poses=poses, actions=moves))

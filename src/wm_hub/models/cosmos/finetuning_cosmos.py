@@ -90,21 +90,28 @@ def merge_lora(model: nn.Module) -> WorldTransformer3DModel:
     return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
 
 
+def clip_cameras(batch: dict) -> tuple[Tensor, Tensor]:
+    """The per-frame cameras of a batch of clips (`ClipDataset` / `EncodedClips` items): intrinsics `(B, T, 3, 3)`
+    and camera-to-world poses `(B, T, 4, 4)`, from the flat `intrinsics` `(B, T, 9)` and `camera_pose` `(B, T, 16)`."""
+    B, T = batch["camera_pose"].shape[:2]
+    return batch["intrinsics"].view(B, T, 3, 3), batch["camera_pose"].view(B, T, 4, 4)
+
+
+def clip_actions(batch: dict) -> Tensor:
+    """The actions between the frames of a batch of clips, `(B, T - 1, A)`, from `actions` `(B, T, 1, A)` (the
+    action taken at each frame; the last frame's leads out of the clip)."""
+    return batch["actions"][:, :-1, 0]
+
+
 def control_inputs(batch: dict, transformer: WorldTransformer3DModel, image_size: int) -> dict[str, Tensor]:
-    """The transformer's control inputs from a batch of clips (`ClipDataset` / `EncodedClips` items of
-    `1 + k * frames_per_latent` frames): `camera` from `intrinsics` `(B, T, 9)` and `camera_pose` `(B, T, 16)`,
-    `actions` from `actions` `(B, T, 1, A)` (the action taken at each frame)."""
+    """The transformer's control inputs from a batch of clips of `1 + k * frames_per_latent` frames: `camera` from
+    `clip_cameras`, `actions` from `clip_actions`."""
     c, out = transformer.config, {}
     if c.camera_conditioning:
-        intrinsics, poses = batch["intrinsics"], batch["camera_pose"]
-        B, T = poses.shape[:2]
-        grid = c.sample_size
-        out["camera"] = camera_condition(intrinsics.view(B, T, 3, 3), poses.view(B, T, 4, 4), c.frames_per_latent,
-                                         image_size, grid)
+        out["camera"] = camera_condition(*clip_cameras(batch), c.frames_per_latent, image_size, c.sample_size)
     if c.action_dim:
-        actions = batch["actions"][:, :-1, 0]  # (B, T - 1, A): the actions between the clip's frames
+        actions = clip_actions(batch)
         if actions.shape[-1] != c.action_dim:
             raise ValueError(f"the model takes {c.action_dim}-D actions, the data has {actions.shape[-1]}-D ones")
         out["actions"] = action_condition(actions.float(), c.frames_per_latent)
     return out
-
