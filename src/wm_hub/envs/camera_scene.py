@@ -73,6 +73,10 @@ class CameraSceneEnv(gym.Env):
         self.observation_space = gym.spaces.Box(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), dtype=np.float32)
         self.K = intrinsics(SIZE)
+        # The rays through the (supersampled) pixel centres in the camera's frame, K^-1 [u, v, 1]: the same every frame
+        n = SIZE * SUPERSAMPLE
+        v, u = np.meshgrid(np.arange(n) + 0.5, np.arange(n) + 0.5, indexing="ij")
+        self._pixel_rays = np.stack([u, v, np.ones_like(u)], axis=-1).reshape(-1, 3) @ np.linalg.inv(intrinsics(n)).T
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -103,7 +107,6 @@ class CameraSceneEnv(gym.Env):
         angle = yaw * TURN  # about the world's z axis: positive turns the view right (clockwise seen from above)
         c, s = np.cos(-angle), np.sin(-angle)
         turn = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-        self.pose = self.pose.copy()
         self.pose[:3, :3], self.pose[:3, 3] = turn @ R, t
         self.steps += 1
         return self._frame(), 0.0, False, self.steps >= self.max_episode_steps, self._info()
@@ -113,11 +116,7 @@ class CameraSceneEnv(gym.Env):
                 "seed": self.seed_value}
 
     def _frame(self) -> np.ndarray:
-        n = SIZE * SUPERSAMPLE
-        K = intrinsics(n)
-        v, u = np.meshgrid(np.arange(n) + 0.5, np.arange(n) + 0.5, indexing="ij")
-        pixels = np.stack([u, v, np.ones_like(u)], axis=-1).reshape(-1, 3)
-        directions = pixels @ np.linalg.inv(K).T @ self.pose[:3, :3].T
+        directions = self._pixel_rays @ self.pose[:3, :3].T
         directions /= np.linalg.norm(directions, axis=-1, keepdims=True)
         origin = self.pose[:3, 3]
         origins = np.broadcast_to(origin, directions.shape)
