@@ -267,10 +267,12 @@ def test_control_evaluation_card_and_demo(parts, tmp_path, capsys, monkeypatch):
     for name in ("Video2World with the clip's camera PSNR, 8 frames", "base model (cosmos-dit-physics-64), same "
                  "first frame SSIM, 16 frames", "PSNR gain over the base model, 8 frames",
                  "another clip's camera: PSNR against the simulation of them, 8 frames",
-                 "another clip's camera: PSNR against the clip's own frames, 16 frames"):
+                 "another clip's camera: PSNR against the clip's own frames, 16 frames",
+                 "reconstruction PSNR of its tokenizer (the ceiling)", "copy the first frame PSNR, 8 frames"):
         assert name in out
     card = ModelCard.load(cards / "camera-tiny" / "README.md")
-    assert card.data.pipeline_tag == "image-to-video" and len(card.data.eval_results) == 13
+    assert card.data.pipeline_tag == "image-to-video" and len(card.data.eval_results) == 17
+    assert "fine-tuned on the camera scenes" in card.text
     assert "Plücker" in card.text and "wm-hub eval camera-tiny --data" in card.text
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
     assert "camera-tiny: held-out scene 4000000 from its first frame and camera" in capsys.readouterr().out

@@ -83,3 +83,24 @@ def test_camera_finetuning_needs_cameras(setup, tmp_path):
     with pytest.raises(ValueError, match=r"no cameras \(intrinsics, camera_pose\): make it with `wm-hub data make cam"):
         finetune_cosmos.main("camera", ["--config", str(config("camera", 0)), "--data", str(tmp / "action"),
                                         "--output-dir", str(tmp_path / "out")])
+
+
+def test_finetuning_with_another_tokenizer_keeps_it_and_checks_its_latents(setup, tmp_path):
+    import finetune_cosmos
+
+    from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
+
+    tmp, config = setup
+    torch.manual_seed(1)
+    CausalVideoTokenizer(base_channels=8, channel_multipliers=(1, 2, 2, 2), num_heads=2, latent_channels=4,
+                         latents_mean=(0.5,) * 4, latents_std=(2.0,) * 4).save_pretrained(tmp_path / "same")
+    CausalVideoTokenizer(base_channels=8, channel_multipliers=(1, 2, 2, 2), num_heads=2,
+                         latent_channels=8).save_pretrained(tmp_path / "wider")
+    args = ["--config", str(config("camera", 0)), "--max-steps", "1", "--output-dir", str(tmp_path / "out")]
+    assert finetune_cosmos.main("camera", [*args, "--tokenizer", str(tmp_path / "same")]) == 0
+    vae = Video2WorldPipeline.from_pretrained(tmp_path / "out" / "pipeline").vae
+    assert vae.config.latents_std == [2.0] * 4
+    same = CausalVideoTokenizer.from_pretrained(tmp_path / "same").state_dict()
+    assert all(torch.equal(w, same[k]) for k, w in vae.state_dict().items())
+    with pytest.raises(ValueError, match=r"gives \(channels, temporal, spatial compression, quantizer\) \(8, 4, 8"):
+        finetune_cosmos.main("camera", [*args, "--tokenizer", str(tmp_path / "wider")])

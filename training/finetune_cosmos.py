@@ -10,9 +10,11 @@
 The base pipeline's transformer is extended with the control input (its new layers start at zero, so training
 starts from the base model's behaviour); with `lora_rank` > 0 the base weights stay frozen and LoRA adapters
 (peft) learn the change, the new layers in full; with 0 every transformer weight is trained. The tokenizer and
-the text encoder stay frozen. Clips are encoded once by the tokenizer (kept beside the run with their cameras /
-actions). Every clip is trained as Video2World from its first latent frame (`edm` in the config). Resumes with
-`--resume`; ends by writing `<output_dir>/pipeline` (adapters merged), a `Video2WorldPipeline` folder.
+the text encoder stay frozen; `tokenizer` in the config (or `--tokenizer`) swaps the base pipeline's for another
+with the same latent shape, e.g. one fine-tuned on the new domain's frames, and the written pipeline keeps it.
+Clips are encoded once by the tokenizer (kept beside the run with their cameras / actions). Every clip is trained
+as Video2World from its first latent frame (`edm` in the config). Resumes with `--resume`; ends by writing
+`<output_dir>/pipeline` (adapters merged), a `Video2WorldPipeline` folder.
 """
 
 from __future__ import annotations
@@ -24,12 +26,27 @@ from accelerate import PartialState
 from train_cosmos_dit import TextConditionedDenoiser, make_step
 
 from wm_hub.data import ClipDataset, EncodedClips, encoder_key
+from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
 from wm_hub.models.cosmos.finetuning_cosmos import add_lora, control_inputs, extend_for_control, merge_lora
 from wm_hub.models.cosmos.pipeline_cosmos import Video2WorldPipeline
 from wm_hub.trainer import add_run_arguments, load_yaml, run_config, train, write_snapshot_card
 
 # The clip items each control is trained on (kept with the encoded clips)
 CONTROLS = {"camera": ("intrinsics", "camera_pose"), "action": ("actions",)}
+
+
+def swap_tokenizer(base: Video2WorldPipeline, folder: str | None) -> CausalVideoTokenizer:
+    """The base pipeline's tokenizer, or the one in `folder` if given (checked against the transformer's latents)."""
+    if folder is None:
+        return base.vae
+    vae = CausalVideoTokenizer.from_pretrained(folder)
+    new, old = vae.config, base.vae.config
+    found = (new.latent_channels, new.temporal_compression, new.spatial_compression, new.quantizer)
+    expected = (old.latent_channels, old.temporal_compression, old.spatial_compression, old.quantizer)
+    if found != expected:
+        raise ValueError(f"tokenizer {folder} gives (channels, temporal, spatial compression, quantizer) {found}; "
+                         f"the base transformer was trained on {expected}")
+    return vae
 
 
 def main(control: str, argv: list[str] | None = None) -> int:
@@ -42,6 +59,9 @@ def main(control: str, argv: list[str] | None = None) -> int:
                                                      "config's)")
     parser.add_argument("--lora-rank", type=int, default=None,
                         help="LoRA rank on the frozen base weights; 0 trains all of them (default: the config's)")
+    parser.add_argument("--tokenizer", default=None,
+                        help="a tokenizer folder to use instead of the base pipeline's (default: the config's "
+                             "`tokenizer`, else the base pipeline's)")
     args = parser.parse_args(argv)
 
     config = load_yaml(args.config)
@@ -52,7 +72,7 @@ def main(control: str, argv: list[str] | None = None) -> int:
     clips = ClipDataset(data, clip_len=config["clip_len"], in_memory=True)
     if control == "camera" and not {"intrinsics", "camera_pose"} <= set(clips.data.column_names):
         raise ValueError(f"{data} has no cameras (intrinsics, camera_pose): make it with `wm-hub data make camera`")
-    vae = base.vae.to(state.device)
+    vae = swap_tokenizer(base, args.tokenizer or config.get("tokenizer")).to(state.device)
     frames_per_latent = vae.config.temporal_compression
     if control == "camera":
         transformer = extend_for_control(base.transformer, camera=True, frames_per_latent=frames_per_latent)
@@ -62,7 +82,7 @@ def main(control: str, argv: list[str] | None = None) -> int:
     with state.main_process_first():
         latents = EncodedClips(clips, lambda video: vae.encode(video).latent_dist.mode(), device=state.device,
                                cache=Path(train_config.output_dir) / "latents.safetensors",
-                               key=encoder_key(vae, data, clips.clip_len), extras=extras)
+                               key=encoder_key(vae, data, clips.fingerprint, clips.clip_len), extras=extras)
     vae.to("cpu")
     rank = config["lora_rank"] if args.lora_rank is None else args.lora_rank
     text_encoder = base.text_encoder.requires_grad_(False)

@@ -96,6 +96,11 @@ class ClipDataset(Dataset):
                 f"no episode has the {span + 1} rows a clip of {clip_len} frames with frame_skip {frame_skip} needs"
             )
 
+    @property
+    def fingerprint(self) -> str:
+        """The `datasets` fingerprint of the rows (a regenerated dataset in the same folder gets a new one)."""
+        return self.data._fingerprint
+
     def __len__(self) -> int:
         return len(self.starts)
 

@@ -4,8 +4,8 @@ colours and shapes fall, bounce, roll, collide, and are pushed by an agent.
 `reset(seed=s)` builds scene `s`: 2-4 objects (balls, boxes, triangles), random colours from a fixed
 palette, random positions and velocities, and a grey agent. With `agent="paddle"` (the captioned dataset)
 it is a paddle on the floor and the action is its horizontal velocity in [-1, 1] (x 120 px/s); with
-`agent="pusher"` (the action-control dataset) it is a disk that flies anywhere in the scene, and the action
-is its 2-D velocity (x, y) in [-1, 1]^2 (x 120 px/s, y down). Scene `s` has the same objects with either
+`agent="pusher"` (the action-control dataset) it is a disk (16 px across) that flies anywhere in the scene, and
+the action is its 2-D velocity (x, y) in [-1, 1]^2 (x 120 px/s, y down). Scene `s` has the same objects with either
 agent. `info` holds a caption of what has happened so far ("a red ball falls and bounces; the paddle pushes
 a blue box right"), the per-object states `(x, y, angle, vx, vy)`, the agent's position and the seed.
 """
@@ -29,7 +29,7 @@ COLOURS = {
 SHAPES = ("ball", "box", "triangle")
 BACKGROUND, FLOOR, PADDLE = (40, 44, 52), (120, 110, 100), (150, 150, 150)
 AGENTS = ("paddle", "pusher")
-PUSHER_RADIUS = 4.5
+PUSHER_RADIUS = 8.0  # larger than every object (radius 4.5-7.5): its moves are a large part of each frame
 
 
 class PhysicsEnv(gym.Env):
