@@ -125,3 +125,13 @@ def test_encoded_clips_encode_once_and_reuse_their_cache_only_for_the_same_key(t
     assert encoder_key(encoder, "physics", 5) != key
     EncodedClips(clips, encode, cache=tmp_path / "c.safetensors", key=encoder_key(encoder, "physics", 5))
     assert calls == [2, 1, 3]
+
+
+def test_clip_fingerprint_tells_regenerated_data_apart(tmp_path):
+    from wm_hub.envs.camera_scene import record_camera_clips
+
+    save_dataset(record_camera_clips(2, frames=3), tmp_path / "a")
+    first = ClipDataset(tmp_path / "a", clip_len=3).fingerprint
+    assert ClipDataset(tmp_path / "a", clip_len=3).fingerprint == first  # stable across loads
+    save_dataset(record_camera_clips(2, seed=5, frames=3), tmp_path / "a")  # other scenes, same folder
+    assert ClipDataset(tmp_path / "a", clip_len=3).fingerprint != first
