@@ -100,7 +100,7 @@ def test_cli_data_make(tmp_path, capsys):
     assert len(load_dataset_dir(tmp_path / "cp")) == 10
 
 
-def test_encoded_clips_encode_once_and_reuse_their_cache_only_for_the_same_key(tmp_path):
+def test_encoded_clips_encode_once_and_reuse_their_cache_only_for_the_same_key_and_rows(tmp_path):
     from wm_hub.data import EncodedClips, encoder_key
     from wm_hub.envs.physics import record_physics_clips
 
@@ -125,6 +125,10 @@ def test_encoded_clips_encode_once_and_reuse_their_cache_only_for_the_same_key(t
     assert encoder_key(encoder, "physics", 5) != key
     EncodedClips(clips, encode, cache=tmp_path / "c.safetensors", key=encoder_key(encoder, "physics", 5))
     assert calls == [2, 1, 3]
+    # Other rows (a dataset regenerated under the same name), same key and count: encoded afresh
+    other = ClipDataset(record_physics_clips(3, seed=7, frames=5), clip_len=5)
+    EncodedClips(other, encode, cache=tmp_path / "c.safetensors", key=encoder_key(encoder, "physics", 5))
+    assert calls == [2, 1, 3, 3]
 
 
 def test_clip_fingerprint_tells_regenerated_data_apart(tmp_path):

@@ -82,7 +82,7 @@ def main(control: str, argv: list[str] | None = None) -> int:
     with state.main_process_first():
         latents = EncodedClips(clips, lambda video: vae.encode(video).latent_dist.mode(), device=state.device,
                                cache=Path(train_config.output_dir) / "latents.safetensors",
-                               key=encoder_key(vae, data, clips.fingerprint, clips.clip_len), extras=extras)
+                               key=encoder_key(vae, data, clips.clip_len), extras=extras)
     vae.to("cpu")
     rank = config["lora_rank"] if args.lora_rank is None else args.lora_rank
     text_encoder = base.text_encoder.requires_grad_(False)

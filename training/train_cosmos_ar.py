@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     with state.main_process_first():
         cache = Path(config["token_cache"]) / f"clips{clips.clip_len}-stride{stride}.safetensors"
         tokens = EncodedClips(clips, vae.tokenize, device=state.device, cache=cache,
-                              key=encoder_key(vae, data, clips.fingerprint, clips.clip_len, stride))
+                              key=encoder_key(vae, data, clips.clip_len, stride))
     vae.to("cpu")
     step_fn = make_step(section["context_frames"], model.config.tokens_per_frame, tokenizer,
                         section.get("caption_dropout", 0.0), train_config.seed)

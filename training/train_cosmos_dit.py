@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     with state.main_process_first():
         latents = EncodedClips(clips, lambda video: vae.encode(video).latent_dist.mode(), device=state.device,
                                cache=Path(train_config.output_dir) / "latents.safetensors",
-                               key=encoder_key(vae, data, clips.fingerprint, clips.clip_len))
+                               key=encoder_key(vae, data, clips.clip_len))
     vae.to("cpu")
     step_fn = make_step(tokenizer, scheduler, config["edm"], transformer.config.conditioning_sigma, train_config.seed)
     model = train(TextConditionedDenoiser(transformer, text_encoder), latents, step_fn, train_config,

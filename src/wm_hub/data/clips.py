@@ -164,8 +164,8 @@ class EncodedClips(Dataset):
 
     `encode(frames)` maps a batch `(B, T, C, H, W)` to a tensor `(B, ...)`; it runs without gradients, `batch_size`
     clips at a time, on `device`. With a `cache` file (safetensors) the result is kept there, tagged with `key`
-    (say, a hash of the encoder's weights and the data's name): a later run with the same key loads it, another
-    key recomputes it.
+    (say, a hash of the encoder's weights and the data's name) and the clips' `fingerprint`: a later run with the
+    same key on the same rows loads it; another key, or a dataset regenerated in the same folder, recomputes it.
     """
 
     def __init__(self, clips: ClipDataset, encode, *, batch_size: int = 16, device: str | torch.device = "cpu",
@@ -180,8 +180,8 @@ class EncodedClips(Dataset):
         if cache is not None and Path(cache).is_file():
             with safe_open(str(cache), "pt") as f:
                 meta = f.metadata() or {}
-                if (meta.get("key") == key and int(meta.get("count", -1)) == len(clips)
-                        and set(extras) <= set(f.keys())):
+                if (meta.get("key") == key and meta.get("fingerprint") == clips.fingerprint
+                        and int(meta.get("count", -1)) == len(clips) and set(extras) <= set(f.keys())):
                     stored = ({name: f.get_tensor(name) for name in ("latents", *extras)},
                               json.loads(meta["captions"]))
         if stored is None:
@@ -199,7 +199,8 @@ class EncodedClips(Dataset):
             if cache is not None:
                 with atomic_file(cache) as tmp:
                     save_file({name: t.contiguous() for name, t in stored[0].items()}, str(tmp),
-                              metadata={"key": key, "count": str(len(clips)), "captions": json.dumps(captions)})
+                              metadata={"key": key, "fingerprint": clips.fingerprint, "count": str(len(clips)),
+                                        "captions": json.dumps(captions)})
         tensors, self.captions = stored
         self.latents = tensors["latents"]
         self.extras = {name: tensors[name] for name in extras}
