@@ -116,17 +116,20 @@ def test_all_stages_train_resume_and_write_folders(tmp_path):
 
 
 def test_lam_selection_metric_refuses_a_collapsed_codebook(monkeypatch):
-    """A LAM that maps every action to one code agrees trivially; selection scores it 0."""
+    """A LAM that maps every action to one code agrees trivially, and one whose jump shares noop's code
+    cannot be told to jump; selection scores both 0."""
     from collections import Counter
 
     import train_genie
 
     from wm_hub.envs.platformer import ACTION_NAMES
 
-    left, right, jump = (ACTION_NAMES.index(a) for a in ("left", "right", "jump"))
-    distinct = {left: Counter({1: 9, 2: 1}), right: Counter({2: 7, 1: 3}), jump: Counter({5: 8, 0: 2})}
-    collapsed = {left: Counter({0: 10}), right: Counter({0: 9, 1: 1}), jump: Counter({0: 10})}
-    for counts, expected in ((distinct, 0.7), (collapsed, 0.0)):
+    noop, left, right, jump = (ACTION_NAMES.index(a) for a in ("noop", "left", "right", "jump"))
+    distinct = {noop: Counter({0: 8, 5: 2}), left: Counter({1: 9, 2: 1}), right: Counter({2: 7, 1: 3}),
+                jump: Counter({5: 8, 0: 2})}
+    collapsed = {noop: Counter({0: 10}), left: Counter({0: 10}), right: Counter({0: 9, 1: 1}), jump: Counter({0: 10})}
+    jump_as_noop = {**distinct, jump: Counter({0: 9, 5: 1})}  # jump has no code of its own: it cannot be asked for
+    for counts, expected in ((distinct, 0.7), (collapsed, 0.0), (jump_as_noop, 0.0)):
         monkeypatch.setattr(train_genie, "latent_action_counts", lambda model, data, count, c=counts: c)
         scores = train_genie.make_lam_validation("unused", 4)(None)
         assert scores["agreement_min"] == pytest.approx(expected)

@@ -13,9 +13,9 @@ the config's tokenizer and LAM (vocabulary, token grid, number of latent actions
 
 The LAM stage selects its checkpoint on validation levels (the config's `lam.validation`, levels the
 evaluation never uses): every `validate_every` steps it scores how consistently each true action maps to
-one latent code, and keeps the model whose worst score over left / right / jump is highest, among those
-that give the three actions three different codes. Those true actions are read for this selection only;
-no gradient ever sees them.
+one latent code, and keeps the model whose worst score over noop / left / right / jump is highest, among
+those that give the four actions four different codes (a LAM whose jump shares noop's code cannot be told
+to jump). Those true actions are read for this selection only; no gradient ever sees them.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def lam_step(model: LatentActionModel, batch: dict) -> dict:
             "perplexity": out.perplexity, "codes_used": out.codes_used}
 
 
-SELECTION_ACTIONS = ("left", "right", "jump")
+SELECTION_ACTIONS = ("noop", "left", "right", "jump")
 
 
 def make_lam_validation(dataset: str, clips: int):
