@@ -139,10 +139,11 @@ def test_world_evaluation_card_and_demo(parts, tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     for name in ("Video2World PSNR, 8 frames", "baseline: copy the first frame SSIM, 16 frames",
                  "Video2World object position error, 16 frames", "Text2World caption accuracy (guidance 3)",
-                 "Text2World caption accuracy (no guidance)", "caption accuracy of the real clips"):
+                 "Text2World caption accuracy (no guidance)", "Text2World named objects present (guidance 3)",
+                 "Text2World motion verbs shown (guidance 3)", "caption accuracy of the real clips"):
         assert name in out
     card = ModelCard.load(cards / "world-tiny" / "README.md")
-    assert card.data.pipeline_tag == "text-to-video" and len(card.data.eval_results) == 12
+    assert card.data.pipeline_tag == "text-to-video" and len(card.data.eval_results) == 14
     assert "Random weights." in card.text and 'Text2WorldPipeline.from_pretrained("world-tiny")' in card.text
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
     assert "world-tiny: continued held-out scene 4000000" in capsys.readouterr().out

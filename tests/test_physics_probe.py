@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from wm_hub.envs.physics import PhysicsEnv, ScriptedPaddle
-from wm_hub.envs.physics_probe import ObjectClause, caption_agreement, locate_objects, parse_caption
+from wm_hub.envs.physics_probe import ObjectClause, caption_agreement, caption_facts, locate_objects, parse_caption
 
 
 def test_parse_caption():
@@ -36,6 +36,17 @@ def test_real_clips_agree_with_their_captions_and_frozen_ones_do_not():
             total[0] += seen
             total[1] += stated
     assert real[0] / real[1] >= 0.9 and frozen[0] / frozen[1] < 0.5
+
+
+def test_caption_facts_by_kind():
+    """One "object" fact per named object, one "motion" fact per verb; a missing object's verbs fail."""
+    video, caption, _ = episode(1_000_001)
+    clauses = parse_caption(caption)
+    facts = caption_facts(video, caption)
+    assert [kind for kind, _ in facts] == [k for c in clauses for k in ["object"] + ["motion"] * len(c.verbs)]
+    assert caption_agreement(video, caption) == (sum(h for _, h in facts), len(facts))
+    empty = np.repeat(video[:, :1, :1], 64, axis=1).repeat(64, axis=2)  # every frame the background colour
+    assert not any(holds for _, holds in caption_facts(empty, caption))
 
 
 def test_locate_objects_follows_the_simulated_positions():

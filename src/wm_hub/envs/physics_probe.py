@@ -78,17 +78,23 @@ def _verb_holds(verb: str, track: np.ndarray) -> bool:
     raise ValueError(f"unknown verb {verb!r} in a physics caption")
 
 
-def caption_agreement(frames: np.ndarray, caption: str) -> tuple[int, int]:
-    """(facts seen, facts stated) of `caption` in uint8 frames `(T, H, W, 3)`: each named object must be
-    visible in at least half the frames, and each of its motion verbs must show in its colour's track."""
+def caption_facts(frames: np.ndarray, caption: str) -> list[tuple[str, bool]]:
+    """Each fact of `caption` checked in uint8 frames `(T, H, W, 3)`, as (kind, holds): kind "object" for each
+    named object, which must be visible in at least half the frames, and "motion" for each of its verbs, which
+    must show in its colour's track (a missing object's verbs do not hold)."""
     clauses = parse_caption(caption)
     tracks = locate_objects(frames, [c.colour for c in clauses])
-    seen = stated = 0
+    facts = []
     for clause in clauses:
         track = tracks[clause.colour]
         visible = ~np.isnan(track).any(axis=1)
-        stated += 1 + len(clause.verbs)
-        if visible.sum() < max(2, len(track) / 2):
-            continue  # the object is missing: none of its facts hold
-        seen += 1 + sum(_verb_holds(v, track[visible]) for v in clause.verbs)
-    return seen, stated
+        present = bool(visible.sum() >= max(2, len(track) / 2))
+        facts.append(("object", present))
+        facts.extend(("motion", present and _verb_holds(v, track[visible])) for v in clause.verbs)
+    return facts
+
+
+def caption_agreement(frames: np.ndarray, caption: str) -> tuple[int, int]:
+    """(facts seen, facts stated) of `caption` in uint8 frames `(T, H, W, 3)` (see `caption_facts`)."""
+    facts = caption_facts(frames, caption)
+    return sum(holds for _, holds in facts), len(facts)

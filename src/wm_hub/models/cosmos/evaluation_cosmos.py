@@ -283,9 +283,10 @@ def continuation_metrics(scores: dict[str, float], label: str) -> list[Metric]:
 @torch.no_grad()
 def text2world_scores(pipe, dataset, count: int, steps: int, guidance_scales: tuple[float, ...], seed: int = 0
                       ) -> dict[str, float]:
-    """The share of caption facts seen in videos generated from held-out captions, per guidance scale,
-    and in the real clips."""
-    from wm_hub.envs.physics_probe import caption_agreement
+    """The share of caption facts seen in videos generated from held-out captions, per guidance scale
+    ("guidance 3"), and in the real clips ("real"); and the same per kind of fact ("guidance 3 object": the
+    named objects present, "guidance 3 motion": their motion verbs shown; see `caption_facts`)."""
+    from wm_hub.envs.physics_probe import caption_facts
     from wm_hub.models.cosmos.pipeline_cosmos import Text2WorldPipeline
 
     world = Text2WorldPipeline(**pipe.components)
@@ -299,9 +300,10 @@ def text2world_scores(pipe, dataset, count: int, steps: int, guidance_scales: tu
                                                   ).frames
         for name, frames in videos.items():
             for video, caption in zip(frames, batch["caption"], strict=True):
-                seen, stated = caption_agreement(video, caption)
-                total = totals.setdefault(name, [0, 0])
-                total[0], total[1] = total[0] + seen, total[1] + stated
+                for kind, holds in caption_facts(video, caption):
+                    for key in (name, f"{name} {kind}"):
+                        total = totals.setdefault(key, [0, 0])
+                        total[0], total[1] = total[0] + holds, total[1] + 1
     return {name: seen / max(stated, 1) for name, (seen, stated) in totals.items()}
 
 
@@ -310,9 +312,11 @@ def evaluate_world(pipe, dataset, count: int = 64, steps: int = 30) -> list[Metr
     metrics = continuation_metrics(video2world_scores(pipe, dataset, count, steps), "Video2World")
     guidance = pipe.default_guidance_scale
     t2w = text2world_scores(pipe, dataset, count, steps, (guidance, 1.0))
-    metrics.append(Metric(f"Text2World caption accuracy (guidance {guidance:g})", t2w[f"guidance {guidance:g}"],
-                          "accuracy", DATASET))
+    guided = f"guidance {guidance:g}"
+    metrics.append(Metric(f"Text2World caption accuracy ({guided})", t2w[guided], "accuracy", DATASET))
     metrics.append(Metric("Text2World caption accuracy (no guidance)", t2w["guidance 1"], "accuracy", DATASET))
+    for kind, label in (("object", "named objects present"), ("motion", "motion verbs shown")):
+        metrics.append(Metric(f"Text2World {label} ({guided})", t2w[f"{guided} {kind}"], "accuracy", DATASET))
     metrics.append(Metric("caption accuracy of the real clips (the probe's ceiling)", t2w["real"], "accuracy",
                           DATASET))
     return metrics
