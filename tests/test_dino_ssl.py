@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from transformers import Dinov2Config, Dinov2Model
 
-from wm_hub.models.dino_wm.ssl_dino_wm import DinoSelfSupervision, DinoSSLConfig, ProjectionHead, random_crops
+from wm_hub.models.dino_wm.ssl_dino_wm import (
+    DinoSelfSupervision,
+    DinoSSLConfig,
+    ProjectionHead,
+    random_crops,
+    slowness_loss,
+)
 
 
-def tiny() -> DinoSelfSupervision:
+def tiny(**ssl) -> DinoSelfSupervision:
     torch.manual_seed(0)
     encoder = Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32,
                                        patch_size=8))
-    return DinoSelfSupervision(encoder, DinoSSLConfig(num_prototypes=64, head_hidden=32, head_bottleneck=16))
+    return DinoSelfSupervision(encoder, DinoSSLConfig(num_prototypes=64, head_hidden=32, head_bottleneck=16, **ssl))
 
 
 def test_random_crops_shapes_range_and_seed():
@@ -58,3 +65,32 @@ def test_prototypes_keep_unit_norm_so_logits_are_cosines():
     torch.testing.assert_close(head.prototypes.weight.norm(dim=1), torch.ones(32))
     logits = head(torch.randn(64, 8))
     assert logits.abs().max() <= 1 + 1e-5 and logits.abs().max() > 0.5
+
+
+def test_slowness_terms():
+    """Invariance is 0 for features constant in time; the variance hinge counts features that tell sequences
+    (episodes) apart but stay fixed within each as collapsed; features that vary within the sequences,
+    decorrelated, pay neither variance nor much covariance."""
+    torch.manual_seed(0)
+    spread = torch.randn(64, 8, 4, 8)  # (B, L, N, D): every patch's every dimension varies along each sequence
+    out = slowness_loss(spread)
+    assert out["variance"] < 0.15 and out["covariance"] < 0.1 and out["invariance"] == pytest.approx(2, rel=0.05)
+    per_episode = torch.randn(64, 1, 4, 8).expand(64, 8, 4, 8) * 3  # a layout: fixed within each sequence
+    still = slowness_loss(per_episode)
+    assert still["invariance"] == 0 and still["variance"] > 0.95
+    correlated = torch.randn(64, 8, 4, 1).expand(64, 8, 4, 8)  # one factor copied into every dimension
+    assert slowness_loss(correlated)["covariance"] > 3
+    assert out["slowness_loss"] == pytest.approx(25 * out["invariance"] + 25 * out["variance"] + out["covariance"])
+    with pytest.raises(ValueError, match="sequences of L >= 2 frames"):
+        slowness_loss(spread[:, :1])
+
+
+def test_slowness_objective_trains_the_student_on_sequences():
+    ssl = tiny(slowness_weight=1.0)
+    sequences = torch.rand(4, 3, 3, 32, 32) * 2 - 1  # (B, L, C, H, W)
+    out = ssl(sequences[:, 0], torch.Generator().manual_seed(0), sequences=sequences)
+    assert {"slowness_loss", "invariance", "variance", "covariance"} <= set(out) and out["invariance"] > 0
+    out["loss"].backward()
+    assert ssl.student.embeddings.patch_embeddings.projection.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="needs `sequences`"):
+        ssl(sequences[:, 0])

@@ -7,7 +7,7 @@ from huggingface_hub import ModelCard
 
 from wm_hub.cli import main
 from wm_hub.models.dino_wm.configuration_dino_wm import DinoWMConfig
-from wm_hub.models.dino_wm.evaluation_dino_wm import position_probe, random_success, ridge_r2
+from wm_hub.models.dino_wm.evaluation_dino_wm import cost_landscape, position_probe, random_success, ridge_r2
 from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
 
 
@@ -31,7 +31,8 @@ def test_plan_command_reports_success_rates_writes_a_gif_and_the_card(tmp_path, 
     assert (tmp_path / "gifs" / "dino-wm-tiny-cem.gif").stat().st_size > 0
     card = ModelCard.load(folder / "README.md")
     names = [r.metric_name for r in card.data.eval_results]
-    assert len(names) == 8 and "DINO-WM paper, MPC-CEM success rate (for reference)" in names
+    assert len(names) == 10 and "DINO-WM paper, MPC-CEM success rate (for reference)" in names
+    assert "planning cost vs path distance to the goal: rank correlation (features)" in names
     command = "wm-hub plan dino-wm-tiny --episodes 2 --planner cem gd --max-plans 1 --iterations 2 --samples 20"
     assert command in card.text and "Trained for a test." in card.text
 
@@ -58,3 +59,9 @@ def test_ridge_probe_scores_linear_and_unrelated_targets():
 def test_position_probe_reads_the_agent_position_off_pixels_better_than_an_untrained_encoder():
     features, pixels = position_probe(tiny(), tasks=60)
     assert -1 < features < pixels <= 1 and pixels > 0.2  # an untrained encoder carries little of it
+
+
+def test_cost_landscape_ranks_by_path_distance():
+    """Pixel distances saturate once the agent leaves the goal: they barely rank positions by how far the goal is."""
+    features, pixels = cost_landscape(tiny(), tasks=3, grid=8)
+    assert -1 <= features <= 1 and abs(pixels) < 0.3

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from wm_hub.metrics import delta_t_psnr, psnr, ssim
+from wm_hub.metrics import delta_t_psnr, psnr, rank_correlation, ssim
 
 
 def test_psnr_known_values():
@@ -46,3 +46,12 @@ def test_delta_t_psnr():
     torch.testing.assert_close(delta_t_psnr(target, good, bad, t=4), torch.full((2,), 20.0))
     with pytest.raises(ValueError, match="outside the clip's 6 frames"):
         delta_t_psnr(target, good, bad, t=6)
+
+
+def test_rank_correlation():
+    x = torch.arange(10.0)
+    assert rank_correlation(x, x.exp()) == pytest.approx(1.0)  # monotone: ranks agree
+    assert rank_correlation(x, -x) == pytest.approx(-1.0)
+    assert abs(rank_correlation(torch.randn(2000, generator=torch.Generator().manual_seed(0)), x.repeat(200))) < 0.1
+    with pytest.raises(ValueError, match="1-D tensors of one length"):
+        rank_correlation(x, x[:5])

@@ -43,3 +43,10 @@ def test_encoder_then_predictor(tmp_path):
         assert torch.equal(a, b)  # the pre-trained encoder, frozen through the predictor stage
     assert (tmp_path / "pred" / "model" / "README.md").is_file()
     assert train_dino_wm.main(["--stage", "predictor", "--config", str(path), "--resume", "--max-steps", "4"]) == 0
+    # with the slowness term, the encoder stage trains on sequences of frames
+    config["encoder"]["ssl"].update(slowness_weight=1.0, slowness_frames=3, slowness_gap=2)
+    config["encoder"]["train"]["output_dir"] = str(tmp_path / "enc-slow")
+    path.write_text(yaml.safe_dump(config))
+    assert train_dino_wm.main(["--stage", "encoder", "--config", str(path)]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "enc-slow" / "log.csv")))
+    assert all(float(r["invariance"]) > 0 and float(r["slowness_loss"]) > 0 for r in rows)

@@ -51,6 +51,17 @@ def test_tasks_put_start_and_goal_on_opposite_sides():
     assert np.array_equal(env.sample_task(3)["goal"], WallEnv().sample_task(3)["goal"])
 
 
+def test_path_distances_go_through_the_door():
+    env = WallEnv()
+    env.reset(options={"door_y": 0.5, "start": (0.2, 0.5)})
+    goal = np.array((0.2, 0.2))
+    same_side, across, top_across = env.path_distances(goal, [(0.2, 0.8), (0.8, 0.5), (0.8, 0.2)])
+    assert same_side == pytest.approx(0.6, abs=0.03)  # a straight line
+    assert across == pytest.approx(np.hypot(0.3, 0.3) + 0.3, abs=0.05)  # to the door, then on
+    assert top_across > 2 * np.hypot(0.3, 0.3) - 0.05 > 0.6  # straight across would be 0.6: it has to detour
+    assert env.path_distances(goal, [goal])[0] == 0
+
+
 def test_exploration_policy_crosses_the_wall_in_some_episodes():
     env, policy = WallEnv(), WallExplorationPolicy(0)
     crossed = 0

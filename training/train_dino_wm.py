@@ -5,8 +5,10 @@
     accelerate launch training/train_dino_wm.py --env wall --stage predictor
 
 1. `encoder`: `facebook/dinov2-small` cannot be downloaded here, so a small `Dinov2Model` is pre-trained
-   self-supervised on the dataset's frames (DINO + iBOT, `wm_hub.models.dino_wm.ssl_dino_wm`); the EMA
-   teacher follows a cosine momentum schedule. Writes the student as a Hub-ready Dinov2 folder.
+   self-supervised on the dataset's frames (DINO + iBOT, `wm_hub.models.dino_wm.ssl_dino_wm`; with the ssl
+   config's `slowness_weight`, also slowness along sequences of `slowness_frames` frames `slowness_gap` steps
+   apart, DINO and iBOT then seeing each sequence's first frame); the EMA teacher follows a cosine momentum
+   schedule. Writes the student as a Hub-ready Dinov2 folder.
 2. `predictor`: the encoder (the config's `encoder` folder) is loaded and frozen; the predictor (and the
    decoder, on detached features) learn from clips of `clip_frames` frames `frame_skip` steps apart (a plan's
    horizon + 1: the predictor attends over `history` frames per layer, so longer clips train the rollout),
@@ -33,7 +35,8 @@ from wm_hub.trainer import add_run_arguments, load_yaml, run_config, train, writ
 
 
 def encoder_step(model: DinoSelfSupervision, batch: dict) -> dict:
-    return model(batch["frames"][:, 0])
+    frames = batch["frames"]  # (B, 1, C, H, W), or (B, L, ...) sequences for the slowness term
+    return model(frames[:, 0], sequences=frames if frames.shape[1] > 1 else None)
 
 
 def teacher_schedule(momentum: tuple[float, float], steps: int):
@@ -70,14 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     data = args.data or config["data"]["train"]
     out = Path(train_config.output_dir)
     if args.stage == "encoder":
-        clips = ClipDataset(data, clip_len=1)
-        model = DinoSelfSupervision(Dinov2Model(Dinov2Config(**stage["model"])), DinoSSLConfig(**stage.get("ssl", {})))
+        ssl = DinoSSLConfig(**stage.get("ssl", {}))
+        slow = ssl.slowness_weight > 0
+        clips = ClipDataset(data, clip_len=ssl.slowness_frames if slow else 1,
+                            frame_skip=ssl.slowness_gap if slow else 1)
+        model = DinoSelfSupervision(Dinov2Model(Dinov2Config(**stage["model"])), ssl)
         after = teacher_schedule(tuple(stage["teacher_momentum"]), train_config.steps)
         model = train(model, clips, encoder_step, train_config, resume=args.resume, after_step=after)
         # the iBOT (masked-patch) loss: the patch features are what DINO-WM plans on; on these frames, one
         # small agent on a fixed room, the image-level DINO loss stays near ln(num_prototypes)
         result, metric = model.student, "ibot_loss"
-        summary = (f"Dinov2 encoder pre-trained self-supervised (DINO + iBOT) on {args.env} frames, for DINO-WM. "
+        objectives = "DINO + iBOT + slowness" if slow else "DINO + iBOT"
+        summary = (f"Dinov2 encoder pre-trained self-supervised ({objectives}) on {args.env} frames, for DINO-WM. "
                    "A training snapshot: the evaluated release is the DINO-WM folder that embeds it.")
     else:
         encoder = Dinov2Model.from_pretrained(stage["encoder"])

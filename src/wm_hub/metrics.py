@@ -55,6 +55,15 @@ def delta_t_psnr(
     return psnr(pred_inferred[:, t], target[:, t], data_range) - psnr(pred_random[:, t], target[:, t], data_range)
 
 
+def rank_correlation(x: Tensor, y: Tensor) -> float:
+    """Spearman's rank correlation of two 1-D tensors of one length (ties ranked by order)."""
+    if x.dim() != 1 or x.shape != y.shape or len(x) < 2:
+        raise ValueError(f"expected two 1-D tensors of one length >= 2, got {tuple(x.shape)} and {tuple(y.shape)}")
+    rx, ry = (v.double().argsort().argsort().double() for v in (x, y))
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    return (rx @ ry / (rx.norm() * ry.norm()).clamp_min(1e-12)).item()
+
+
 def random_returns(env: Any, episodes: int, seed: int) -> list[float]:
     """Returns of uniformly random actions in a gymnasium `env` over episodes reset with seeds `seed`, `seed` + 1, ...
     (the baseline on agents' cards)."""

@@ -67,7 +67,7 @@ class PointNavigationEnv(gym.Env):
         self._set_layout(options)
         start = options.get("start")
         self.pos = self._free_position() if start is None else np.asarray(start, dtype=np.float64)
-        if self.pos.shape != (2,) or not self._free(self.pos):
+        if self.pos.shape != (2,) or not self.is_free(self.pos):
             raise ValueError(f"start {start} is not a free position of the room (x, y in the unit square, "
                              f"off the walls)")
         self.velocity = np.zeros(2)
@@ -111,6 +111,41 @@ class PointNavigationEnv(gym.Env):
             self.reset_to_task(task)
         return self.render_at(task["goal"])
 
+    def path_distances(self, goal, points, cells: int = 48) -> np.ndarray:
+        """Lengths (room units) of the shortest collision-free paths from `goal` to each of `points` `(M, 2)`
+        in the current layout, on a `cells` x `cells` grid of free agent positions (8-connected, Dijkstra),
+        from and to the nearest free grid cell; inf where none connects."""
+        import heapq
+
+        centres = (np.arange(cells) + 0.5) / cells
+        free = np.array([[self.is_free(np.array((x, y))) for x in centres] for y in centres])  # (rows y, cols x)
+        if not free.any():
+            raise ValueError("no free position in this layout")
+        rows, cols = np.nonzero(free)
+
+        def nearest(pos) -> tuple[int, int]:
+            k = np.argmin((centres[cols] - pos[0]) ** 2 + (centres[rows] - pos[1]) ** 2)
+            return int(rows[k]), int(cols[k])
+
+        step = 1.0 / cells
+        dist = np.full((cells, cells), np.inf)
+        start = nearest(goal)
+        dist[start] = 0.0
+        queue = [(0.0, start)]
+        while queue:
+            d, (r, c) = heapq.heappop(queue)
+            if d > dist[r, c]:
+                continue
+            for dr in (-1, 0, 1):
+                for dc in (-1, 0, 1):
+                    nr, nc = r + dr, c + dc
+                    if (dr or dc) and 0 <= nr < cells and 0 <= nc < cells and free[nr, nc]:
+                        nd = d + step * np.hypot(dr, dc)
+                        if nd < dist[nr, nc]:
+                            dist[nr, nc] = nd
+                            heapq.heappush(queue, (nd, (nr, nc)))
+        return np.array([dist[nearest(p)] for p in np.asarray(points, dtype=np.float64).reshape(-1, 2)])
+
     def goal_reached(self, task: dict[str, Any], info: dict[str, Any]) -> bool:
         """Whether the agent (`info["proprio"]`) is within `SUCCESS_RADIUS` of the task's goal."""
         return bool(np.linalg.norm(np.asarray(info["proprio"])[:2] - task["goal"]) < SUCCESS_RADIUS)
@@ -128,7 +163,8 @@ class PointNavigationEnv(gym.Env):
                 return made
         return np.zeros(2)
 
-    def _free(self, pos: np.ndarray) -> bool:
+    def is_free(self, pos: np.ndarray) -> bool:
+        """Can the agent stand at room position `pos` (inside the room, off the walls)?"""
         inside = np.all(pos >= AGENT_RADIUS - 1e-9) and np.all(pos <= 1 - AGENT_RADIUS + 1e-9)
         return bool(inside) and not self._collides(pos)
 

@@ -3,7 +3,9 @@
 Held-out tasks are drawn by the env's `sample_task(seed)` for seeds 1000000, 1000001, ... (training data
 uses seeds from 0). For each planner (CEM, gradient descent) the success rate of MPC over the tasks and
 the seconds per plan; a random-actions row (as many env steps as MPC may take) for reference; and the
-paper's numbers beside ours.
+paper's numbers beside ours. Two checks of the frozen encoder: a linear probe of the agent's position from
+its patch features, and, in envs that know their free-path distances, how well the planning cost (the
+feature distance to the goal image) ranks positions by their path distance to the goal.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 
 from wm_hub.cards import Metric
 from wm_hub.data.clips import write_gif
+from wm_hub.metrics import rank_correlation
 from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
 from wm_hub.models.dino_wm.planning_dino_wm import DinoWMPlanner, make_planner
 
@@ -108,6 +111,34 @@ def position_probe(model: DinoWMModel, tasks: int = 200, seed: int = TASK_SEED) 
             ridge_r2(pixels[:half], y[:half], pixels[half:], y[half:]))
 
 
+@torch.no_grad()
+def cost_landscape(model: DinoWMModel, tasks: int = 20, grid: int = 12, seed: int = TASK_SEED) -> tuple[float, float]:
+    """How well the planning cost orders states: for each of `tasks` held-out tasks, the agent is placed at
+    every free point of a `grid` x `grid` lattice over the room, and the mean squared distance of that frame's
+    patch features to the goal image's is rank-correlated (Spearman) with the point's free-path distance to
+    the goal (the env's `path_distances`: through the door, around walls). A cost that saturates as soon as
+    the agent leaves the goal scores near 0, one that leads the planner along the way near 1. Returns the
+    mean over tasks for the features, and for the pixels' squared distance (for reference)."""
+    env = make_env(model)
+    if not hasattr(env, "path_distances"):
+        raise ValueError(f"{model.config.env_id} has no path_distances: its cost landscape cannot be scored")
+    lattice = (np.arange(grid) + 0.5) / grid
+    scores = []
+    for i in range(tasks):
+        task = env.sample_task(seed + i)
+        env.reset_to_task(task)
+        points = [np.array((x, y)) for y in lattice for x in lattice if env.is_free(np.array((x, y)))]
+        frames = np.stack([env.render_at(p) for p in points] + [env.goal_image(task)])
+        video = torch.from_numpy(frames).permute(0, 3, 1, 2)[:, None].float() / 127.5 - 1  # (M + 1, 1, C, H, W)
+        features = model.encode(video.to(model.device)).cpu()  # (M + 1, 1, N, E)
+        distance = torch.from_numpy(env.path_distances(task["goal"], np.stack(points)))
+        reachable = torch.isfinite(distance)
+        costs = ((features[:-1] - features[-1:]).pow(2).mean((1, 2, 3)),
+                 (video[:-1] - video[-1:]).pow(2).mean((1, 2, 3, 4)))
+        scores.append([rank_correlation(c[reachable], distance[reachable]) for c in costs])
+    return tuple(float(v) for v in np.mean(scores, axis=0))
+
+
 def evaluate(model: DinoWMModel, episodes: int = 50, planners: tuple[str, ...] = ("cem", "gd"),
              max_plans: int = 10, settings: dict[str, dict] | None = None) -> list[Metric]:
     """The card's numbers: success rate and seconds per plan for each planner, a random row and the
@@ -125,6 +156,11 @@ def evaluate(model: DinoWMModel, episodes: int = 50, planners: tuple[str, ...] =
     metrics += [Metric("encoder: linear-probe R² of the agent position from the patch features", probe, "r2", dataset),
                 Metric("linear-probe R² of the agent position from the pixels (for reference)", pixel_probe, "r2",
                        dataset)]
+    if hasattr(make_env(model), "path_distances"):
+        ranking, pixel_ranking = cost_landscape(model)
+        metrics += [Metric("planning cost vs path distance to the goal: rank correlation (features)", ranking,
+                           "spearman", dataset),
+                    Metric("the same for the pixel distance (for reference)", pixel_ranking, "spearman", dataset)]
     if model.config.env_id in PAPER_CEM:
         metrics.append(Metric("DINO-WM paper, MPC-CEM success rate (for reference)",
                               PAPER_CEM[model.config.env_id], "success_rate", dataset))

@@ -9,6 +9,16 @@ downloaded: DINOv2's two objectives on environment frames, with a student and an
 
 Crops are random resized crops (global: `global_scale` of the area, at the model's image size; local:
 `local_scale`, at half of it) with horizontal flips and brightness/contrast jitter, written in torch.
+
+Optionally (`slowness_weight` > 0), a third objective on short sequences of frames from one episode:
+slowness (Wiskott & Sejnowski 2002) in VICReg's form (Bardes et al. 2022), on the whole frames' patch
+features, the ones DINO-WM's planning cost compares. Invariance pulls the features of consecutive frames
+together; variance and covariance terms keep them from collapsing. Features that change slowly along random
+walks vary smoothly with the state (slow feature analysis learns place-like codes from a moving agent's
+views, Franzius et al. 2007), so distances between them grow with the distance between states instead of
+saturating once two frames differ; DINO's crop invariance and iBOT's local targets ask for neither. The
+variance is taken within each sequence, not across the batch: what stays fixed through an episode (the
+layout) is perfectly slow and would otherwise meet the variance term alone.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import Dinov2Model
 
-__all__ = ["DinoSSLConfig", "DinoSelfSupervision", "random_crops"]
+__all__ = ["DinoSSLConfig", "DinoSelfSupervision", "random_crops", "slowness_loss"]
 
 
 @dataclass
@@ -41,6 +51,13 @@ class DinoSSLConfig:
     local_crops: int = 4
     global_scale: tuple[float, float] = (0.4, 1.0)
     local_scale: tuple[float, float] = (0.1, 0.4)
+    # slowness on sequences of `slowness_frames` frames `slowness_gap` env steps apart (weight 0: DINOv2's
+    # two objectives only); VICReg's weights and target std
+    slowness_weight: float = 0.0
+    slowness_frames: int = 4
+    slowness_gap: int = 2
+    slowness_terms: tuple[float, float, float] = (25.0, 25.0, 1.0)  # invariance, variance, covariance
+    slowness_std: float = 1.0
 
 
 class ProjectionHead(nn.Module):
@@ -92,6 +109,28 @@ def random_crops(images: Tensor, count: int, size: int, scale: tuple[float, floa
     return torch.stack(crops)
 
 
+def slowness_loss(features: Tensor, terms: tuple[float, float, float] = (25.0, 25.0, 1.0),
+                  target_std: float = 1.0) -> dict[str, Tensor]:
+    """VICReg along time for patch features `(B, L, N, D)` of B sequences of L frames: the mean squared
+    difference of consecutive frames' features (invariance); a hinge keeping the std over each sequence of
+    every patch's every dimension above `target_std` (variance: features must follow what changes within an
+    episode, not what tells episodes apart); and the squared off-diagonal covariances of the dimensions after
+    removing each sequence's and patch's mean (covariance). Returns {"slowness_loss": the weighted sum, and the
+    three terms}."""
+    if features.dim() != 4 or features.shape[1] < 2:
+        raise ValueError(f"expected patch features (B, L, N, D) of sequences of L >= 2 frames, got "
+                         f"{tuple(features.shape)}")
+    invariance = F.mse_loss(features[:, 1:], features[:, :-1])
+    z = features - features.mean(1, keepdim=True)
+    variance = F.relu(target_std - (z.var(1) + 1e-4).sqrt()).mean()
+    flat = z.flatten(0, 2)  # (B*L*N, D)
+    cov = flat.T @ flat / max(1, flat.shape[0] - features.shape[0] * features.shape[2])  # unbiased per group
+    covariance = (cov - torch.diag(torch.diagonal(cov))).pow(2).sum() / cov.shape[0]
+    w_inv, w_var, w_cov = terms
+    return {"slowness_loss": w_inv * invariance + w_var * variance + w_cov * covariance,
+            "invariance": invariance.detach(), "variance": variance.detach(), "covariance": covariance.detach()}
+
+
 class DinoSelfSupervision(nn.Module):
     """Student `Dinov2Model` with DINO and iBOT heads, and their EMA teacher. `forward(images)` returns
     the losses; call `update_teacher(momentum)` after each optimiser step. `student` is the encoder to
@@ -127,10 +166,16 @@ class DinoSelfSupervision(nn.Module):
     def _log_probs(self, logits: Tensor) -> Tensor:
         return F.log_softmax(logits / self.config.student_temperature, dim=-1)
 
-    def forward(self, images: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    def forward(self, images: Tensor, generator: torch.Generator | None = None, sequences: Tensor | None = None
+                ) -> dict[str, Tensor]:
         """Frames `(B, C, H, W)` in [-1, 1], fed to the encoder as they are (so a DINO-WM over it normalises
-        [0, 1] pixels by mean 0.5, std 0.5) -> {"loss", "dino_loss", "ibot_loss", "teacher_entropy"}."""
+        [0, 1] pixels by mean 0.5, std 0.5) -> {"loss", "dino_loss", "ibot_loss", "teacher_entropy"}; with
+        `slowness_weight` > 0, `sequences` `(B, L, C, H, W)` are frames of one episode each, `slowness_gap`
+        steps apart, and the slowness terms are added."""
         c = self.config
+        if c.slowness_weight > 0 and (sequences is None or sequences.dim() != 5 or sequences.shape[1] < 2):
+            raise ValueError(f"slowness_weight > 0 needs `sequences` (B, L >= 2, C, H, W), got "
+                             f"{None if sequences is None else tuple(sequences.shape)}")
         size = self.student.config.image_size
         patch = self.student.config.patch_size
         global_views = random_crops(images, c.global_crops, size, c.global_scale, generator)  # (G, B, C, S, S)
@@ -172,5 +217,14 @@ class DinoSelfSupervision(nn.Module):
             self.ibot_center.mul_(m).add_(t_ibot.mean((0, 1)), alpha=1 - m)
             mean_target = dino_targets.flatten(0, 1).mean(0)
             entropy = -(mean_target * mean_target.clamp(min=1e-12).log()).sum()
-        return {"loss": dino_loss + c.ibot_weight * ibot_loss, "dino_loss": dino_loss.detach(),
-                "ibot_loss": ibot_loss.detach(), "teacher_entropy": entropy}
+        out = {"loss": dino_loss + c.ibot_weight * ibot_loss, "dino_loss": dino_loss.detach(),
+               "ibot_loss": ibot_loss.detach(), "teacher_entropy": entropy}
+
+        # 6. Slowness: the whole frames' patch features, as DINO-WM encodes them, close in time -> close.
+        if c.slowness_weight > 0:
+            B, L = sequences.shape[:2]
+            features = self.student(pixel_values=sequences.flatten(0, 1)).last_hidden_state[:, 1:]
+            slow = slowness_loss(features.unflatten(0, (B, L)), c.slowness_terms, c.slowness_std)
+            out["loss"] = out["loss"] + c.slowness_weight * slow["slowness_loss"]
+            out.update({k: v.detach() for k, v in slow.items()})
+        return out
