@@ -15,10 +15,11 @@ slowness (Wiskott & Sejnowski 2002) in VICReg's form (Bardes et al. 2022), on th
 features, the ones DINO-WM's planning cost compares. Invariance pulls the features of consecutive frames
 together; variance and covariance terms keep them from collapsing. Features that change slowly along random
 walks vary smoothly with the state (slow feature analysis learns place-like codes from a moving agent's
-views, Franzius et al. 2007), so distances between them grow with the distance between states instead of
-saturating once two frames differ; DINO's crop invariance and iBOT's local targets ask for neither. The
-variance is taken within each sequence, not across the batch: what stays fixed through an episode (the
-layout) is perfectly slow and would otherwise meet the variance term alone.
+views, Franzius et al. 2007), which a planning cost needs and DINO's crop invariance and iBOT's local targets
+do not ask for. The variance is taken within each sequence, not across the batch: what stays fixed through an
+episode (the layout) is perfectly slow and would otherwise meet the variance term alone. Measured on Wall
+(`training/notes/dino-wm-wall.md`): in short runs it has not yet made the feature distance rank positions by
+their distance to the goal.
 """
 
 from __future__ import annotations
