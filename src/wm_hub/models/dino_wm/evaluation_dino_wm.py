@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from wm_hub.cards import Metric
-from wm_hub.data.clips import write_gif
+from wm_hub.data.clips import frames_to_tensor, write_gif
 from wm_hub.metrics import rank_correlation
 from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
 from wm_hub.models.dino_wm.planning_dino_wm import DinoWMPlanner, make_planner
@@ -103,7 +103,7 @@ def position_probe(model: DinoWMModel, tasks: int = 200, seed: int = TASK_SEED) 
         observation, info = env.reset_to_task(task)
         frames += [observation, env.goal_image(task)]
         positions += [np.asarray(info["proprio"])[:2], np.asarray(task["goal_proprio"])[:2]]
-    video = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)[:, None].float() / 127.5 - 1  # (M, 1, C, H, W)
+    video = frames_to_tensor(np.stack(frames))[:, None]  # (M, 1, C, H, W) in [-1, 1]
     features = model.encode(video.to(model.device)).flatten(1).cpu()  # (M, N*E)
     pixels, y = video.flatten(1), torch.from_numpy(np.stack(positions)).float()
     half = len(y) // 2
@@ -129,7 +129,7 @@ def cost_landscape(model: DinoWMModel, tasks: int = 20, grid: int = 12, seed: in
         env.reset_to_task(task)
         points = [np.array((x, y)) for y in lattice for x in lattice if env.is_free(np.array((x, y)))]
         frames = np.stack([env.render_at(p) for p in points] + [env.goal_image(task)])
-        video = torch.from_numpy(frames).permute(0, 3, 1, 2)[:, None].float() / 127.5 - 1  # (M + 1, 1, C, H, W)
+        video = frames_to_tensor(frames)[:, None]  # (M + 1, 1, C, H, W) in [-1, 1]
         features = model.encode(video.to(model.device)).cpu()  # (M + 1, 1, N, E)
         distance = torch.from_numpy(env.path_distances(task["goal"], np.stack(points)))
         reachable = torch.isfinite(distance)
