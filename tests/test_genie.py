@@ -100,6 +100,43 @@ def test_dynamics_masking_leaves_first_frame_and_uses_rate():
     assert 0.3 < rate.min() and rate.max() <= 1.0 and 0.65 < rate.mean() < 0.85
 
 
+def test_dynamics_clean_context_keeps_a_prefix_unmasked():
+    config = DynamicsConfig(vocab_size=32, grid_size=4, num_actions=4, hidden_size=16, num_layers=1, num_heads=2,
+                            clean_context_prob=1.0)
+    mask = DynamicsModel(config)._training_mask(torch.Size((256, 5, 16)), torch.Generator().manual_seed(0), "cpu")
+    frame_masked = mask.any(-1)  # (B, T)
+    first = frame_masked.float().argmax(1)  # the first frame with a hidden token
+    assert not frame_masked[:, 0].any()
+    # every frame before the first masked one is clean, and the cut falls at every frame 1..T-1
+    assert all(not frame_masked[b, : int(first[b])].any() for b in range(256))
+    assert set(first.tolist()) == {1, 2, 3, 4}
+    with pytest.raises(ValueError, match="clean_context_prob"):
+        DynamicsConfig(clean_context_prob=1.5)
+
+
+def test_dynamics_changed_token_weight_reweights_the_loss():
+    tokens = torch.randint(0, 32, (4, 3, 16))
+    tokens[:, 1, :8] = tokens[:, 0, :8]  # half of frame 2 is unchanged
+    actions = torch.randint(0, 4, (4, 2))
+    mask = torch.zeros(4, 3, 16, dtype=torch.bool)
+    mask[:, 1] = True
+    losses = {}
+    for w in (1.0, 5.0):
+        torch.manual_seed(0)
+        dyn = DynamicsModel(DynamicsConfig(vocab_size=32, grid_size=4, num_actions=4, hidden_size=16, num_layers=1,
+                                           num_heads=2, changed_token_weight=w))
+        out = dyn(tokens, actions, mask=mask)
+        ce = torch.nn.functional.cross_entropy(out.logits[:, 1].reshape(-1, 32), tokens[:, 1].reshape(-1),
+                                               reduction="none").view(4, 16)
+        changed = tokens[:, 1] != tokens[:, 0]
+        expected = (ce * torch.where(changed, w, 1.0)).sum() / torch.where(changed, w, 1.0).sum()
+        assert torch.allclose(out.loss, expected)
+        hit = out.logits[:, 1].argmax(-1) == tokens[:, 1]
+        assert torch.allclose(out.changed_accuracy, hit[changed].float().mean())
+        losses[w] = out.loss.item()
+    assert losses[1.0] != losses[5.0]
+
+
 def test_dynamics_is_causal_and_checks_actions():
     _, _, dyn = tiny_parts()
     dyn.eval()

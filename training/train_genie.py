@@ -83,7 +83,7 @@ def make_dynamics_step(tokenizer: VideoTokenizer, lam: LatentActionModel):
             tokens = tokenizer.encode_streaming(video)  # the tokens inference sees past max_frames
             actions = lam.infer_actions(video)
         out = model(tokens, actions)
-        return {"loss": out.loss, "accuracy": out.accuracy}
+        return {"loss": out.loss, "accuracy": out.accuracy, "changed_accuracy": out.changed_accuracy}
 
     return dynamics_step
 

@@ -115,6 +115,10 @@ class DynamicsConfig(PretrainedConfig):
         # Training: per-sample Bernoulli mask rate ~ U(mask_rate_min, mask_rate_max) (Genie: U(0.5, 1))
         mask_rate_min: float = 0.5,
         mask_rate_max: float = 1.0,
+        # Departures from Genie (defaults off): the share of samples whose frames before a random frame k are
+        # given unmasked, as at inference; the loss weight of masked tokens that differ from the previous frame's
+        clean_context_prob: float = 0.0,
+        changed_token_weight: float = 1.0,
         # Inference
         maskgit_steps: int = 25,
         maskgit_temperature: float = 1.0,  # `temperature` is reserved by transformers for generate()
@@ -126,10 +130,15 @@ class DynamicsConfig(PretrainedConfig):
             raise ValueError(f"expected 0 <= mask_rate_min <= mask_rate_max <= 1, got {mask_rate_min}, {mask_rate_max}")
         if maskgit_steps < 1:
             raise ValueError(f"expected maskgit_steps >= 1, got {maskgit_steps}")
+        if not 0.0 <= clean_context_prob <= 1.0:
+            raise ValueError(f"expected 0 <= clean_context_prob <= 1, got {clean_context_prob}")
+        if changed_token_weight <= 0:
+            raise ValueError(f"expected changed_token_weight > 0, got {changed_token_weight}")
         self.vocab_size, self.grid_size, self.num_actions = vocab_size, grid_size, num_actions
         self.hidden_size, self.num_layers, self.num_heads = hidden_size, num_layers, num_heads
         self.mlp_ratio = mlp_ratio
         self.mask_rate_min, self.mask_rate_max = mask_rate_min, mask_rate_max
+        self.clean_context_prob, self.changed_token_weight = clean_context_prob, changed_token_weight
         self.maskgit_steps, self.maskgit_temperature, self.max_frames = maskgit_steps, maskgit_temperature, max_frames
         super().__init__(**kwargs)
 

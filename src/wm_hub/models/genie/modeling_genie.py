@@ -234,17 +234,21 @@ class LatentActionModel(GeniePreTrainedModel):
 
 @dataclass
 class DynamicsOutput(ModelOutput):
-    """`loss`: cross-entropy on the masked tokens; `logits` `(B, T, N, vocab)`; `accuracy` on masked tokens."""
+    """`loss`: cross-entropy on the masked tokens (tokens that changed since the previous frame weighted by
+    `changed_token_weight`); `logits` `(B, T, N, vocab)`; `accuracy` on the masked tokens, and
+    `changed_accuracy` on those of them that changed (NaN if none)."""
 
     loss: Tensor | None = None
     logits: Tensor | None = None
     accuracy: Tensor | None = None
+    changed_accuracy: Tensor | None = None
 
 
 class DynamicsModel(GeniePreTrainedModel):
     """A causal ST-transformer over video tokens `(B, T, N)`; frame t's tokens get the embedding of the
     latent action a_{t-1} that led to it (frame 1 a learned "no action"). Trained MaskGIT-style: the
-    tokens of frames 2..T are masked with a per-sample Bernoulli rate ~ U(0.5, 1) and predicted."""
+    tokens of frames 2..T are masked with a per-sample Bernoulli rate ~ U(0.5, 1) and predicted (with
+    `clean_context_prob`, some samples keep the frames before a random frame unmasked)."""
 
     config_class = DynamicsConfig
     main_input_name = "tokens"
@@ -285,17 +289,36 @@ class DynamicsModel(GeniePreTrainedModel):
         self._check_actions(actions)
         c = self.config
         if mask is None:
-            mask = random_token_mask(tokens.shape, c.mask_rate_min, c.mask_rate_max, generator, tokens.device)
-            mask[:, 0] = False  # the first frame is the prompt: always given
+            mask = self._training_mask(tokens.shape, generator, tokens.device)
         inputs = tokens.masked_fill(mask, c.mask_token_id)
         into = torch.cat([torch.full_like(actions[:, :1], c.num_actions), actions], dim=1)  # (B, T)
         logits = self.head(self.transformer(self._embed(inputs, into)))  # (B, T, N, V)
-        loss = accuracy = None
+        loss = accuracy = changed_accuracy = None
         if mask.any():
-            loss = F.cross_entropy(logits[mask], tokens[mask])
-            accuracy = (logits[mask].argmax(-1) == tokens[mask]).float().mean()
-        out = DynamicsOutput(loss, logits, accuracy)
+            changed = torch.zeros_like(mask)
+            changed[:, 1:] = tokens[:, 1:] != tokens[:, :-1]
+            changed = changed[mask]
+            weight = torch.where(changed, c.changed_token_weight, 1.0)
+            loss = (F.cross_entropy(logits[mask], tokens[mask], reduction="none") * weight).sum() / weight.sum()
+            hit = logits[mask].argmax(-1) == tokens[mask]
+            accuracy = hit.float().mean()
+            changed_accuracy = hit[changed].float().mean()  # NaN when no masked token changed
+        out = DynamicsOutput(loss, logits, accuracy, changed_accuracy)
         return out if return_dict else out.to_tuple()
+
+    def _training_mask(self, shape: torch.Size, generator: torch.Generator | None, device: torch.device) -> Tensor:
+        """MaskGIT training mask `(B, T, N)` (True = hidden): the first frame always given; with probability
+        `clean_context_prob` a sample also keeps its frames before a random frame k in [1, T) unmasked."""
+        c = self.config
+        mask = random_token_mask(shape, c.mask_rate_min, c.mask_rate_max, generator, device)
+        mask[:, 0] = False  # the first frame is the prompt
+        B, T = shape[:2]
+        if c.clean_context_prob > 0 and T > 2:
+            clean = torch.rand(B, generator=generator, device=device) < c.clean_context_prob
+            first = torch.randint(1, T, (B,), generator=generator, device=device)  # first frame that may be masked
+            given = clean[:, None] & (torch.arange(T, device=device) < first[:, None])  # (B, T)
+            mask &= ~given[..., None]
+        return mask
 
     def new_cache(self) -> STCache:
         return STCache(max_frames=self.config.max_frames)
