@@ -105,10 +105,18 @@ def test_all_stages_train_resume_and_write_folders(tmp_path):
     from wm_hub.models.genie.configuration_genie import DynamicsConfig
     from wm_hub.models.genie.modeling_genie import DynamicsModel
 
+    # and takes the config's training knobs, keeping the --init model's architecture
+    cfg = yaml.safe_load(config.read_text())
+    cfg["dynamics"]["model"].update(clean_context_prob=0.5, changed_token_weight=3.0, hidden_size=64)
+    config.write_text(yaml.safe_dump(cfg))
     assert train_genie.main(["--stage", "dynamics", "--config", str(config), "--init",
                              str(tmp_path / "dynamics" / "model"), "--output-dir", str(tmp_path / "dyn-ft"),
                              "--max-steps", "1"]) == 0
     assert (tmp_path / "dyn-ft" / "pipeline" / "model_index.json").is_file()
+    tuned = DynamicsConfig.from_pretrained(tmp_path / "dyn-ft" / "model")
+    assert (tuned.clean_context_prob, tuned.changed_token_weight) == (0.5, 3.0)
+    assert tuned.hidden_size == DynamicsConfig.from_pretrained(tmp_path / "dynamics" / "model").hidden_size
+    assert "changed_accuracy" in open(tmp_path / "dyn-ft" / "log.csv").readline()
     misfit = DynamicsConfig.from_pretrained(tmp_path / "dynamics" / "model", num_actions=3)
     DynamicsModel(misfit).save_pretrained(tmp_path / "misfit")
     with pytest.raises(SystemExit, match="2"):

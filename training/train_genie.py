@@ -95,6 +95,9 @@ def selection_note(output_dir: Path, metric: str | None, kept: dict | None) -> s
             if kept else "")
 
 
+DYNAMICS_TRAINING_FIELDS = {"mask_rate_min", "mask_rate_max", "clean_context_prob", "changed_token_weight"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", choices=["tokenizer", "lam", "dynamics"], required=True)
@@ -129,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
             if found != expected:
                 parser.error(f"--init {args.init}: a dynamics model with {found}, but the config's tokenizer and "
                              f"LAM need {expected}")
+            # the config's training knobs apply to a fine-tune; its architecture is the --init model's
+            for key in DYNAMICS_TRAINING_FIELDS & stage["model"].keys():
+                setattr(model.config, key, stage["model"][key])
         else:
             model = DynamicsModel(DynamicsConfig(**stage["model"], **expected, max_frames=stage["clip_len"]))
         step_fn, frozen = make_dynamics_step(tokenizer, lam), (tokenizer, lam)
