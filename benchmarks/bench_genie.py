@@ -38,9 +38,15 @@ def frames_per_second(pipe, steps: int, temperature: float | None = None, frames
     return statistics.median(rates)
 
 
-# (MaskGIT steps, temperature (None: the config's)): every step count at the config's temperature, and
-# greedy decoding (temperature 0), which keeps the quality at few steps (one step loses almost nothing here).
-SETTINGS = [(steps, None) for steps in (25, 8, 4, 2, 1)] + [(steps, 0.0) for steps in (8, 4, 2, 1)]
+STEP_COUNTS = (25, 8, 4, 2, 1)
+
+
+def settings_for(config_temperature: float, steps: list[int] | None) -> list[tuple[int, float | None]]:
+    """(MaskGIT steps, temperature (None: the config's)): each step count at the config's temperature, then at
+    the other decoding mode (sampling at temperature 1 where the config is greedy, greedy where it samples)."""
+    other = 1.0 if config_temperature == 0 else 0.0
+    counts = [n for n in STEP_COUNTS if steps is None or n in steps]
+    return [(n, None) for n in counts] + [(n, other) for n in counts]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -53,10 +59,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="bf16 runs under autocast: faster where the CPU has bf16 instructions (AVX-512 BF16, "
                              "AMX), about 10x slower matmuls where it emulates them (AVX2 only)")
     args = parser.parse_args(argv or [])
-    settings = [s for s in SETTINGS if args.steps is None or s[0] in args.steps]
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     torch.set_num_threads(2)
     pipe = load(args.name)
+    settings = settings_for(pipe.dynamics.config.maskgit_temperature, args.steps)
     held_out = record_episodes(PlatformerEnv(), 8, policy=ExplorationPolicy(7), max_steps=40, seed=2_000_000,
                                progress=False)
     reference = None

@@ -257,8 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     p.add_argument("--steps", type=int, default=None, help="MaskGIT steps per frame (default: the model's)")
     p.add_argument("--temperature", type=float, default=None,
-                   help="MaskGIT sampling temperature, 0 for greedy (default: the model's); `--steps 1 "
-                        "--temperature 0` is the fast setting of the card's speed table")
+                   help="MaskGIT sampling temperature, 0 for greedy (default: the model's); with greedy "
+                        "decoding `--steps 2` is the fast setting of the README's speed table")
     p.set_defaults(func=cmd_play)
 
     p = sub.add_parser("plan", help="plan with a DINO-WM in its env: success rates over held-out tasks")
