@@ -108,6 +108,14 @@ def test_pusher_agent():
     clips = record_physics_clips(2, seed=0, frames=5, agent="pusher")
     assert np.asarray(clips["action"]).shape == (10, 2) and {"agent_position", "seed"} <= set(clips.column_names)
     assert any("the pusher pushes" in c for c in record_physics_clips(6, frames=17, agent="pusher")["caption"])
+    # one scene under several action sequences: the same first frame, other actions
+    repeated = record_physics_clips(4, seed=7, frames=5, agent="pusher", actions_per_scene=2)
+    frames, actions = np.asarray(repeated["observation"]), np.asarray(repeated["action"])
+    assert np.asarray(repeated["seed"]).reshape(4, 5)[:, 0].tolist() == [7, 7, 8, 8]
+    assert np.array_equal(frames[0], frames[5]) and not np.array_equal(frames[0], frames[10])
+    assert not np.allclose(actions[0], actions[5])
+    with pytest.raises(ValueError, match="actions_per_scene > 1 needs agent='pusher'"):
+        record_physics_clips(2, frames=5, actions_per_scene=2)
 
 
 def test_latent_frame_grouping():
@@ -161,6 +169,17 @@ def test_extended_model_starts_as_the_base(parts):
         both(x, t, text, actions=actions[..., :2])
     with pytest.raises(ValueError, match="nothing to add"):
         extend_for_control(base)
+
+
+def test_action_features_add_the_displacement_since_the_first_frame(parts):
+    model = extend_for_control(parts["transformer"], action_dim=2)
+    actions = action_condition(torch.arange(16.0).view(1, 8, 2), 4)  # (1, 3, 8): 9 frames, 2-D actions
+    features = model._action_features(actions)
+    assert features.shape == (1, 3, 4, 4)
+    assert torch.equal(features[..., :2].flatten(1), actions.flatten(1))  # each frame's action ...
+    displacement = torch.cat([torch.zeros(4, 2), torch.arange(16.0).view(8, 2)]).cumsum(0) / 4
+    assert torch.equal(features[0, ..., 2:].reshape(12, 2), displacement)  # ... beside the running sum
+    assert features[0, 2, 3, 2:].tolist() == [56 / 4, 64 / 4]
 
 
 def test_lora_trains_adapters_and_control_and_merges_back(parts):

@@ -226,8 +226,9 @@ def cmd_data_physics(args: argparse.Namespace) -> int:
     from wm_hub.envs.physics import record_physics_clips
 
     ds = record_physics_clips(args.num_clips, seed=args.seed, frames=args.frames, workers=args.workers,
-                              agent=args.agent)
-    return _save_and_report(ds, args.out, clips=args.num_clips, seeds=[args.seed, args.seed + args.num_clips - 1])
+                              agent=args.agent, actions_per_scene=args.actions_per_scene)
+    last = args.seed + (args.num_clips - 1) // args.actions_per_scene
+    return _save_and_report(ds, args.out, clips=args.num_clips, seeds=[args.seed, last])
 
 
 def cmd_data_camera(args: argparse.Namespace) -> int:
@@ -314,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="processes recording in parallel (the same dataset)")
     p.add_argument("--agent", choices=["paddle", "pusher"], default="paddle",
                    help="paddle: the captioned dataset; pusher: a 2-D pushing agent, the action-control dataset")
+    p.add_argument("--actions-per-scene", type=int, default=1,
+                   help="pusher: record each scene under this many action sequences (consecutive clips)")
     p = source("camera", "a 3D scene of boxes flown through by a camera (K and poses per frame)", cmd_data_camera,
                "--num-clips", "one scene (seed) and camera path per clip", 1000,
                "first scene seed (held-out scenes: 1000000)")

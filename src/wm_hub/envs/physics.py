@@ -251,7 +251,23 @@ class ScriptedPusher:
         return self.velocity.astype(np.float32)
 
 
-def _record_part(seed: int, frames: int, agent: str, first: int, count: int) -> Any:
+class SceneRepeats(gym.Wrapper):
+    """Scenes shown `repeats` times each: `reset(seed=first_seed + i)` builds scene `first_seed + i // repeats`, so
+    that consecutive episodes replay one scene under the policy's different actions."""
+
+    def __init__(self, env: gym.Env, first_seed: int, repeats: int) -> None:
+        super().__init__(env)
+        if repeats < 1:
+            raise ValueError(f"expected repeats >= 1, got {repeats}")
+        self.first_seed, self.repeats = first_seed, repeats
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            seed = self.first_seed + (seed - self.first_seed) // self.repeats
+        return self.env.reset(seed=seed, options=options)
+
+
+def _record_part(seed: int, frames: int, agent: str, repeats: int, first: int, count: int) -> Any:
     from wm_hub.data import record_episodes
 
     if agent == "paddle":
@@ -260,16 +276,19 @@ def _record_part(seed: int, frames: int, agent: str, first: int, count: int) -> 
     else:
         policy = ScriptedPusher(seed, first)
     info_keys = ("object_states",) if agent == "paddle" else ("object_states", "agent_position", "seed")
-    return record_episodes(PhysicsEnv(agent=agent), count, policy=policy, max_steps=frames - 1, seed=seed,
+    env = SceneRepeats(PhysicsEnv(agent=agent), seed, repeats) if repeats > 1 else PhysicsEnv(agent=agent)
+    return record_episodes(env, count, policy=policy, max_steps=frames - 1, seed=seed,
                            first_episode=first, info_keys=info_keys, episode_captions=True, progress=first == 0)
 
 
-def record_physics_clips(num_clips: int, seed: int = 0, frames: int = 33, workers: int = 1, agent: str = "paddle"
-                         ) -> Any:
-    """The physics datasets: clip `i` is scene `seed + i`, `frames` frames long, the agent driven by
-    `ScriptedPaddle(seed)` (`agent="paddle"`, the captioned dataset) or `ScriptedPusher(seed)` (`"pusher"`, the
-    action-control dataset). `workers` processes each record a contiguous part; the result is the same dataset
-    as one process records (a `datasets.Dataset`, columns as `record_episodes` writes them)."""
+def record_physics_clips(num_clips: int, seed: int = 0, frames: int = 33, workers: int = 1, agent: str = "paddle",
+                         actions_per_scene: int = 1) -> Any:
+    """The physics datasets: clip `i` is scene `seed + i // actions_per_scene`, `frames` frames long, the agent
+    driven by `ScriptedPaddle(seed)` (`agent="paddle"`, the captioned dataset) or `ScriptedPusher(seed)`
+    (`"pusher"`, the action-control dataset; with `actions_per_scene` > 1 each scene is recorded under that many
+    of its action sequences, so that only the actions tell the clips of one scene apart). `workers` processes
+    each record a contiguous part; the result is the same dataset as one process records (a `datasets.Dataset`,
+    columns as `record_episodes` writes them)."""
     from functools import partial
 
     from wm_hub.data import record_in_parts
@@ -278,5 +297,8 @@ def record_physics_clips(num_clips: int, seed: int = 0, frames: int = 33, worker
         raise ValueError(f"agent must be one of {AGENTS}, got {agent!r}")
     if frames < 2:
         raise ValueError(f"expected frames >= 2, got {frames}")
-    return record_in_parts(partial(_record_part, seed, frames, agent), num_clips, workers)
+    if actions_per_scene < 1 or (actions_per_scene > 1 and agent != "pusher"):
+        raise ValueError(f"actions_per_scene > 1 needs agent='pusher' (the paddle's policy has one stream of "
+                         f"actions), and >= 1; got {actions_per_scene} with agent={agent!r}")
+    return record_in_parts(partial(_record_part, seed, frames, agent, actions_per_scene), num_clips, workers)
 

@@ -173,9 +173,10 @@ def write_card(folder, pipe, metrics: list[Metric], command: str, training: str)
                    "dollies")
     else:
         control = (f"action control: the {t.action_dim}-D actions into each latent frame's {t.frames_per_latent} "
-                   "video frames, embedded by an MLP with a zero-initialised output and added to the frame's "
-                   "noise-level embedding (which modulates every block); trained on physics scenes where a pusher "
-                   "disk moves by recorded 2-D velocities")
+                   "video frames, each beside the running sum of the actions since the first frame, embedded by an "
+                   "MLP with a zero-initialised output and added to the frame's noise-level embedding (which "
+                   "modulates every block); trained on physics scenes where a pusher disk moves by recorded 2-D "
+                   "velocities")
     write_model_card(
         folder,
         name=folder.name,

@@ -11,8 +11,10 @@ raw F of EDM (Karras et al. 2022): inputs are already scaled by c_in and the noi
 Control (fine-tuning, `wm_hub.models.cosmos.finetuning_cosmos`): with `camera_conditioning`, the Plücker rays
 of the `frames_per_latent` video frames of each latent frame (`6 * frames_per_latent` channels on the latent
 grid) are patchified like the latents and added to the patch tokens; with `action_dim`, the actions into
-those frames are embedded by an MLP and added to the frame's noise-level embedding, which modulates every
-block. Both new layers end in zeros, so a model extended from a trained one starts by behaving exactly as it.
+those frames, each beside the running sum of the actions since the clip's first frame (the agent's displacement,
+so that no block has to integrate velocities over frames), are embedded by an MLP and added to the frame's
+noise-level embedding, which modulates every block. Both new layers end in zeros, so a model extended from a
+trained one starts by behaving exactly as it.
 """
 
 from __future__ import annotations
@@ -94,8 +96,9 @@ class WorldTransformer3DModel(WorldModelMixin, ConfigMixin):
             self.camera_embed = nn.Linear(self.camera_channels * pt * ph * pw, hidden_size)
             _zero(self.camera_embed)
         if action_dim:
-            self.action_embed = nn.Sequential(nn.Linear(action_dim * frames_per_latent * pt, hidden_size), nn.SiLU(),
-                                              nn.Linear(hidden_size, hidden_size))
+            # per video frame: the action into it and the displacement since frame 0
+            width = 2 * action_dim * frames_per_latent * pt
+            self.action_embed = nn.Sequential(nn.Linear(width, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
             _zero(self.action_embed[-1])
         self.time_proj = Timesteps(hidden_size, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embed = TimestepEmbedding(hidden_size, hidden_size)
@@ -112,6 +115,16 @@ class WorldTransformer3DModel(WorldModelMixin, ConfigMixin):
     def camera_channels(self) -> int:
         """Channels of the camera input per latent frame: 6 Plücker coordinates per video frame."""
         return 6 * self.config.frames_per_latent
+
+    def _action_features(self, actions: Tensor) -> Tensor:
+        """actions `(B, T, frames_per_latent * A)` -> `(B, T, frames_per_latent, 2A)`: each video frame's action
+        beside the running sum of the actions up to it (the displacement since frame 0, in units of
+        `frames_per_latent` steps at full speed, so that a clip's sums stay of the order of the actions)."""
+        B, T, _ = actions.shape
+        f = self.config.frames_per_latent
+        steps = actions.reshape(B, T * f, -1)
+        displacement = steps.cumsum(dim=1) / f
+        return torch.cat([steps, displacement], dim=-1).view(B, T, f, -1)
 
     def _patchify(self, x: Tensor) -> Tensor:
         """`(B, T, C, H, W)` -> tokens `(B, L, C * pt * ph * pw)` in (t, h, w) order."""
@@ -179,7 +192,8 @@ class WorldTransformer3DModel(WorldModelMixin, ConfigMixin):
             if actions.shape != (B, T, width):
                 raise ValueError(f"expected actions (B, T, frames_per_latent * action_dim) = {(B, T, width)}, got "
                                  f"{tuple(actions.shape)}")
-            emb = emb + self.action_embed(actions.to(x.dtype).reshape(B, gt, 1, pt * width))
+            features = self._action_features(actions.to(x.dtype)).reshape(B, gt, 1, 2 * pt * width)
+            emb = emb + self.action_embed(features)
         emb = emb.expand(B, gt, gh * gw, emb.shape[-1]).reshape(B, gt * gh * gw, -1)  # (B, L, D)
         # 3. Blocks
         text_mask = None
