@@ -97,8 +97,8 @@ class WorldTransformer3DModel(WorldModelMixin, ConfigMixin):
             _zero(self.camera_embed)
         if action_dim:
             # per video frame: the action into it and the displacement since frame 0
-            width = 2 * action_dim * frames_per_latent * pt
-            self.action_embed = nn.Sequential(nn.Linear(width, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
+            width, dim = 2 * action_dim * frames_per_latent * pt, hidden_size
+            self.action_embed = nn.Sequential(nn.Linear(width, dim), nn.SiLU(), nn.Linear(dim, dim))
             _zero(self.action_embed[-1])
         self.time_proj = Timesteps(hidden_size, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embed = TimestepEmbedding(hidden_size, hidden_size)
