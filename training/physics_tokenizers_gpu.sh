@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Train the four Cosmos-style tokenizers of the physics clips side by side on one GPU within a wall-clock
-# budget: cv4x8x8 and dv4x8x8 go on from their shipped cards, cv8x8x8 and dv8x8x8 start afresh. Each runs
+# budget, each going on from its shipped card (model_cards/cosmos-tokenizer-<name>-physics). Each runs
 # stage 1 (reconstruction) for 3/4 of the budget, then stage 2 (+ temporal and Gram losses) for the rest,
 # batch 32, the learning rate decaying over the time (`--time-limit`). Models land in
 # outputs/cosmos/tokenizer-<name>-stage2/model, logs in outputs/logs/physics-tokenizers-gpu/.
@@ -31,8 +31,8 @@ chain() {  # variant compression lr [init]: stage 1 (from init if given), then s
 
 chain continuous 4x8x8 5e-4 model_cards/cosmos-tokenizer-cv4x8x8-physics &
 chain discrete 4x8x8 5e-4 model_cards/cosmos-tokenizer-dv4x8x8-physics &
-chain continuous 8x8x8 1e-3 &
-chain discrete 8x8x8 1e-3 &
+chain continuous 8x8x8 5e-4 model_cards/cosmos-tokenizer-cv8x8x8-physics &
+chain discrete 8x8x8 5e-4 model_cards/cosmos-tokenizer-dv8x8x8-physics &
 failed=0
 for job in $(jobs -p); do wait "$job" || failed=1; done
 for name in cv4x8x8 dv4x8x8 cv8x8x8 dv8x8x8; do
