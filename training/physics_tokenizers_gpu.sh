@@ -17,22 +17,22 @@ mkdir -p "$logs"
 stage1=$(awk "BEGIN {print $minutes * 0.75}")
 stage2=$(awk "BEGIN {print $minutes * 0.25}")
 
-chain() {  # variant compression lr [init]: stage 1 (from init if given), then stage 2 from stage 1's model
-    local variant=$1 compression=$2 lr=$3 init=${4:-}
+chain() {  # variant compression: stage 1 from the shipped card, then stage 2 from stage 1's model
+    local variant=$1 compression=$2
     local name=${variant:0:1}v$compression
     local common=(--variant "$variant" --compression "$compression" --batch-size "$batch" --num-workers "$workers"
                   --max-steps 1000000)
-    $python training/train_cosmos_tokenizer.py "${common[@]}" --stage 1 --lr "$lr" --time-limit "$stage1" \
-        ${init:+--init "$init"} >"$logs/$name-stage1.log" 2>&1
+    $python training/train_cosmos_tokenizer.py "${common[@]}" --stage 1 --lr 5e-4 --time-limit "$stage1" \
+        --init "model_cards/cosmos-tokenizer-$name-physics" >"$logs/$name-stage1.log" 2>&1
     $python training/train_cosmos_tokenizer.py "${common[@]}" --stage 2 --time-limit "$stage2" \
         >"$logs/$name-stage2.log" 2>&1
     echo "$name done"
 }
 
-chain continuous 4x8x8 5e-4 model_cards/cosmos-tokenizer-cv4x8x8-physics &
-chain discrete 4x8x8 5e-4 model_cards/cosmos-tokenizer-dv4x8x8-physics &
-chain continuous 8x8x8 5e-4 model_cards/cosmos-tokenizer-cv8x8x8-physics &
-chain discrete 8x8x8 5e-4 model_cards/cosmos-tokenizer-dv8x8x8-physics &
+chain continuous 4x8x8 &
+chain discrete 4x8x8 &
+chain continuous 8x8x8 &
+chain discrete 8x8x8 &
 failed=0
 for job in $(jobs -p); do wait "$job" || failed=1; done
 for name in cv4x8x8 dv4x8x8 cv8x8x8 dv8x8x8; do
