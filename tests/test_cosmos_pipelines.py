@@ -161,3 +161,26 @@ def test_frames_export_to_mp4_and_gif(parts, tmp_path):
     assert iio.imread(mp4, index=None).shape[0] == 5
     gif = export_to_gif(frames, str(tmp_path / "world.gif"))
     assert iio.imread(gif, index=None).shape[:3] == (5, 64, 64)
+
+
+def test_guidance_sweep_prints_one_row_per_scale(parts, tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+    import sweep_cosmos_guidance
+
+    from wm_hub.cli import main
+
+    assert main(["data", "make", "physics", "--num-clips", "2", "--frames", "33", "--seed", "1000000",
+                 "--out", str(tmp_path / "eval")]) == 0
+    Text2WorldPipeline(**parts).save_pretrained(tmp_path / "world")
+    capsys.readouterr()
+    argv = [str(tmp_path / "world"), "--data", str(tmp_path / "eval"), "--count", "2", "--steps", "2"]
+    assert sweep_cosmos_guidance.main([*argv, "--scales", "1", "4", "--out", str(tmp_path / "t.md")]) == 0
+    lines = (tmp_path / "t.md").read_text().splitlines()
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| 1", "| 4", "| real clips (ceiling)"]
+    assert all(0 <= float(v) <= 1 for line in lines[2:] for v in line.strip("| ").split(" | ")[1:])
+    assert capsys.readouterr().out.strip() == "\n".join(lines)
+    with pytest.raises(SystemExit):
+        sweep_cosmos_guidance.main([*argv, "--scales", "0.5"])
