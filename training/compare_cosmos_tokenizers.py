@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from wm_hub.checkpoint import atomic_file
+from wm_hub.cards import emit_markdown
 from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
 from wm_hub.models.cosmos.evaluation_cosmos import compression_name, evaluate
 
@@ -43,11 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = {m.name: m.value for m in evaluate(model, args.data, count=args.count)}
         rows.append((Path(folder).name if Path(folder).name != "model" else Path(folder).parent.name,
                      compression_name(model), metrics))
-    text = table(rows)
-    print(text)
-    if args.out:
-        with atomic_file(args.out) as tmp:
-            tmp.write_text(text + "\n")
+    emit_markdown(table(rows), args.out)
     return 0
 
 

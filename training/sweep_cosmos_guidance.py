@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from wm_hub import load
-from wm_hub.checkpoint import atomic_file
+from wm_hub.cards import emit_markdown
 from wm_hub.models.cosmos.evaluation_cosmos import text2world_scores
 
 
@@ -40,11 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(s < 1 for s in args.scales):
         parser.error(f"guidance scales are >= 1 (1 is no guidance), got {args.scales}")
     scores = text2world_scores(load(args.model), args.data, args.count, args.steps, tuple(args.scales))
-    text = table(scores, args.scales)
-    print(text)
-    if args.out:
-        with atomic_file(args.out) as tmp:
-            tmp.write_text(text + "\n")
+    emit_markdown(table(scores, args.scales), args.out)
     return 0
 
 

@@ -29,6 +29,14 @@ class Metric:
 _HIDDEN = {"transformers_version", "architectures"}
 
 
+def emit_markdown(text: str, out: str | os.PathLike | None = None) -> None:
+    """Print `text` (a markdown table, say) and, with `out`, also write it there through a temporary file."""
+    print(text)
+    if out:
+        with atomic_file(out) as tmp:
+            tmp.write_text(text + "\n")
+
+
 def _public(value: Any) -> Any:
     """A config value without its private (`_name_or_path`, `_class_name`, ...) entries, at any depth."""
     if isinstance(value, Mapping):
