@@ -21,8 +21,7 @@ from wm_hub.models.cosmos.evaluation_cosmos import text2world_scores
 def table(scores: dict[str, float], scales: list[float]) -> str:
     """Markdown table of `text2world_scores` output: one row per guidance scale, then the real clips."""
     lines = ["| guidance scale | caption accuracy | named objects present | motion verbs shown |", "|---|---|---|---|"]
-    for name in [f"guidance {s:g}" for s in scales] + ["real"]:
-        label = name.removeprefix("guidance ") if name != "real" else "real clips (ceiling)"
+    for label, name in [(f"{s:g}", f"guidance {s:g}") for s in scales] + [("real clips (ceiling)", "real")]:
         lines.append(f"| {label} | {scores[name]:.3f} | {scores[f'{name} object']:.3f} | "
                      f"{scores[f'{name} motion']:.3f} |")
     return "\n".join(lines)
