@@ -55,9 +55,27 @@ def test_encoder_is_frozen_and_the_rest_learns():
         optimizer.step()
         losses.append(out.loss.item())
     assert losses[-1] < 0.5 * losses[0]
-    assert out.predicted.shape == (2, 3, 16, 32) and out.reconstruction.shape == frames.shape
+    assert out.predicted.shape == (2, 3, 16, 32) and out.reconstruction.shape == frames[:, :1].shape
     assert all(torch.equal(a, b) for a, b in zip(encoder_before, model.encoder.parameters(), strict=True))
     assert out.proprio_loss is not None and out.decoder_loss is not None
+
+
+def test_rollout_loss_scores_the_open_loop_rollout():
+    """With `rollout_loss_weight`, the loss adds (weight x) the error of an open-loop rollout from frame 1:
+    the prediction of frame 2 is the teacher-forced one, later frames are predicted from predictions."""
+    frames, actions, proprio = clip(T=4)
+    plain, rolled = tiny(proprio_dim=2), tiny(proprio_dim=2, rollout_loss_weight=0.5, proprio_loss_weight=3.0)
+    a, b = plain(frames, actions, proprio), rolled(frames, actions, proprio)
+    assert a.rollout_loss is None and b.rollout_loss is not None
+    features = rolled.encode(frames)
+    expected_features, expected_proprio = rolled.rollout(features[:, :1], actions.flatten(2)[:, :3], proprio[:, :1])
+    expected = (torch.nn.functional.mse_loss(expected_features, features[:, 1:])
+                + 3.0 * torch.nn.functional.mse_loss(expected_proprio, proprio[:, 1:]))
+    torch.testing.assert_close(b.rollout_loss, expected)
+    torch.testing.assert_close(b.loss, b.prediction_loss + 3.0 * b.proprio_loss + 0.5 * expected + b.decoder_loss)
+    torch.testing.assert_close(a.loss, a.prediction_loss + a.proprio_loss + a.decoder_loss)
+    with pytest.raises(ValueError, match="loss weights"):
+        DinoWMConfig(encoder_config=ENCODER, rollout_loss_weight=-1.0)
 
 
 def test_attention_window_is_history_frames_per_layer():

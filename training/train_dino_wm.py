@@ -12,7 +12,8 @@
 2. `predictor`: the encoder (the config's `encoder` folder) is loaded and frozen; the predictor (and the
    decoder, on detached features) learn from clips of `clip_frames` frames `frame_skip` steps apart (a plan's
    horizon + 1: the predictor attends over `history` frames per layer, so longer clips train the rollout),
-   teacher-forced, with an L2 loss on the next frames' patch features (and proprio). Writes a
+   teacher-forced, with an L2 loss on the next frames' patch features (and proprio; the config's
+   `rollout_loss_weight` adds the same loss along an open-loop rollout from each clip's first frame). Writes a
    `DinoWMModel` folder.
 Both resume with `--resume` and keep a float16 portable state (`portable_dir`) to commit.
 """
@@ -55,6 +56,8 @@ def predictor_step(model: DinoWMModel, batch: dict) -> dict:
     logs = {"loss": out.loss, "prediction_loss": out.prediction_loss}
     if out.proprio_loss is not None:
         logs["proprio_loss"] = out.proprio_loss
+    if out.rollout_loss is not None:
+        logs["rollout_loss"] = out.rollout_loss
     if out.decoder_loss is not None:
         logs["decoder_loss"] = out.decoder_loss
     return logs

@@ -42,6 +42,10 @@ class DinoWMConfig(PretrainedConfig):
         # Decoder (optional, for pictures; its loss never reaches the encoder)
         use_decoder: bool = True,
         decoder_channels: int = 64,
+        # Training loss: prediction + proprio_loss_weight * proprio + rollout_loss_weight * the same two
+        # terms along an open-loop rollout from each clip's first frame (0: teacher forcing only, DINO-WM's)
+        proprio_loss_weight: float = 1.0,
+        rollout_loss_weight: float = 0.0,
         **kwargs,
     ) -> None:
         # Imported here: `transformers.Dinov2Config` loads transformers' AutoModel module, which must not
@@ -52,6 +56,9 @@ class DinoWMConfig(PretrainedConfig):
         if encoder.image_size % encoder.patch_size:
             raise ValueError(f"encoder image_size {encoder.image_size} is not a multiple of patch_size "
                              f"{encoder.patch_size}")
+        if min(proprio_loss_weight, rollout_loss_weight) < 0:
+            raise ValueError(f"expected loss weights >= 0, got proprio_loss_weight {proprio_loss_weight}, "
+                             f"rollout_loss_weight {rollout_loss_weight}")
         if min(history, frame_skip, action_dim) < 1 or proprio_dim < 0:
             raise ValueError(f"expected history, frame_skip, action_dim >= 1 and proprio_dim >= 0, got "
                              f"{history}, {frame_skip}, {action_dim}, {proprio_dim}")
@@ -68,6 +75,7 @@ class DinoWMConfig(PretrainedConfig):
         self.predictor_layers, self.predictor_heads = predictor_layers, predictor_heads
         self.predictor_mlp_ratio = predictor_mlp_ratio
         self.use_decoder, self.decoder_channels = use_decoder, decoder_channels
+        self.proprio_loss_weight, self.rollout_loss_weight = proprio_loss_weight, rollout_loss_weight
         super().__init__(**kwargs)
 
     @property

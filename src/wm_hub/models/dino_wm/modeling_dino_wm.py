@@ -5,6 +5,8 @@
   embedding (and proprioception embedding) concatenated; a frame-causal mask over a window of `history`
   frames, so every frame's output is its next frame's prediction (teacher forcing, L2 loss), and a rollout
   runs the predictor on one new frame per step (a `FrameWindowCache` keeps the window's keys and values).
+  A head on the pooled tokens predicts the next proprioception. Optionally (`rollout_loss_weight`, a
+  departure from DINO-WM) the loss also scores an open-loop rollout, the way a planner uses the model.
 - Decoder (optional): patch features -> frame, trained on detached features (never reaches the encoder).
 """
 
@@ -128,12 +130,14 @@ class FrameDecoder(nn.Module):
 
 @dataclass
 class DinoWMOutput(ModelOutput):
-    """`loss` = prediction + proprio + decoder losses; `predicted` `(B, T-1, N, E)` are the predictions
-    of frames 2..T; `reconstruction` `(B, T, C, H, W)` the decoded frames (with a decoder)."""
+    """`loss` = prediction + weighted proprio (+ weighted rollout) + decoder losses; `predicted`
+    `(B, T-1, N, E)` are the teacher-forced predictions of frames 2..T; `reconstruction` `(B, 1, C, H, W)`
+    the decoded first frame (with a decoder)."""
 
     loss: Tensor | None = None
     prediction_loss: Tensor | None = None
     proprio_loss: Tensor | None = None
+    rollout_loss: Tensor | None = None
     decoder_loss: Tensor | None = None
     predicted: Tensor | None = None
     reconstruction: Tensor | None = None
@@ -217,28 +221,38 @@ class DinoWMModel(DinoWMPreTrainedModel):
 
     # -- training ------------------------------------------------------------------------------
     def forward(self, pixel_values: Tensor, actions: Tensor, proprio: Tensor | None = None) -> DinoWMOutput:
-        """Clips `(B, T, C, H, W)`, T = history + 1 (or fewer), with their actions and proprio: predict
-        frames 2..T from frames 1..T-1 (teacher forcing) and decode every frame."""
+        """Clips `(B, T, C, H, W)` with their actions and proprio: predict frames 2..T from frames 1..T-1
+        (teacher forcing); with `rollout_loss_weight`, also roll the plan out open-loop from frame 1, as
+        planning does, and score every predicted frame; decode the first frame (the decoder's loss)."""
         T = pixel_values.shape[1]
         if T < 2:
             raise ValueError(f"expected clips of at least 2 frames, got {T}")
+        config = self.config
         features = self.encode(pixel_values)  # (B, T, N, E)
+        actions = self._flat_actions(actions, T)[:, :-1]
         past_proprio = proprio[:, :-1] if proprio is not None else None
-        predicted, next_proprio = self.predict(features[:, :-1], self._flat_actions(actions, T)[:, :-1],
-                                               past_proprio)
+        predicted, next_proprio = self.predict(features[:, :-1], actions, past_proprio)
         prediction_loss = F.mse_loss(predicted, features[:, 1:])
         loss = prediction_loss
-        proprio_loss = None
+        proprio_loss = rollout_loss = None
         if next_proprio is not None:
             proprio_loss = F.mse_loss(next_proprio, proprio[:, 1:])
-            loss = loss + proprio_loss
+            loss = loss + config.proprio_loss_weight * proprio_loss
+        if config.rollout_loss_weight > 0 and T > 2:
+            rolled, rolled_proprio = self.rollout(features[:, :1], actions,
+                                                  proprio[:, :1] if proprio is not None else None)
+            rollout_loss = F.mse_loss(rolled, features[:, 1:])
+            if rolled_proprio is not None:
+                rollout_loss = rollout_loss + config.proprio_loss_weight * F.mse_loss(rolled_proprio, proprio[:, 1:])
+            loss = loss + config.rollout_loss_weight * rollout_loss
         reconstruction = decoder_loss = None
         if self.decoder is not None:
-            reconstruction = self.decode(features.detach())
-            decoder_loss = F.mse_loss(reconstruction, pixel_values)
+            reconstruction = self.decode(features[:, :1].detach())
+            decoder_loss = F.mse_loss(reconstruction, pixel_values[:, :1])
             loss = loss + decoder_loss
         return DinoWMOutput(loss=loss, prediction_loss=prediction_loss, proprio_loss=proprio_loss,
-                            decoder_loss=decoder_loss, predicted=predicted, reconstruction=reconstruction)
+                            rollout_loss=rollout_loss, decoder_loss=decoder_loss, predicted=predicted,
+                            reconstruction=reconstruction)
 
     # -- planning ------------------------------------------------------------------------------
     def rollout(self, features: Tensor, actions: Tensor, proprio: Tensor | None = None,
