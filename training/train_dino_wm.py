@@ -53,14 +53,8 @@ def teacher_schedule(momentum: tuple[float, float], steps: int):
 
 def predictor_step(model: DinoWMModel, batch: dict) -> dict:
     out = model(batch["frames"], batch["actions"], batch.get("proprio"))
-    logs = {"loss": out.loss, "prediction_loss": out.prediction_loss}
-    if out.proprio_loss is not None:
-        logs["proprio_loss"] = out.proprio_loss
-    if out.rollout_loss is not None:
-        logs["rollout_loss"] = out.rollout_loss
-    if out.decoder_loss is not None:
-        logs["decoder_loss"] = out.decoder_loss
-    return logs
+    names = ("loss", "prediction_loss", "proprio_loss", "rollout_loss", "decoder_loss")
+    return {name: out[name] for name in names if out.get(name) is not None}
 
 
 def main(argv: list[str] | None = None) -> int:
