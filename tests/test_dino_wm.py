@@ -78,6 +78,27 @@ def test_rollout_loss_scores_the_open_loop_rollout():
         DinoWMConfig(encoder_config=ENCODER, rollout_loss_weight=-1.0)
 
 
+def test_features_encoded_beforehand_give_the_same_losses_and_reconstruct_trains_the_decoder():
+    """A training run may encode its clips once (the encoder is frozen): `features=` replaces the frames, in
+    float16 too, and the decoder's loss then comes from `reconstruct` on frames."""
+    model = tiny(proprio_dim=2)
+    frames, actions, proprio = clip()
+    full = model(frames, actions, proprio)
+    cached = model(None, actions, proprio, features=model.encode(frames).half())
+    torch.testing.assert_close(cached.prediction_loss, full.prediction_loss, atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(cached.loss, full.loss - full.decoder_loss, atol=1e-3, rtol=1e-3)
+    assert cached.decoder_loss is None and cached.reconstruction is None
+    decoded = model.reconstruct(frames[:, :1])
+    torch.testing.assert_close(decoded.loss, full.decoder_loss)
+    assert decoded.reconstruction.shape == frames[:, :1].shape
+    with pytest.raises(ValueError, match="pixel_values .* or their patch features"):
+        model(None, actions, proprio)
+    with pytest.raises(ValueError, match=r"expected features \(B, T, 16, 32\)"):
+        model(None, actions, proprio, features=torch.zeros(2, 4, 16, 8))
+    with pytest.raises(ValueError, match="no decoder"):
+        tiny(use_decoder=False).reconstruct(frames)
+
+
 def test_attention_window_is_history_frames_per_layer():
     """Each layer attends over `history` (3) frames: with one layer, frame 4 sees frames 2..4 only."""
     model = tiny(predictor_layers=1)

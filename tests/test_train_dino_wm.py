@@ -30,6 +30,7 @@ def test_encoder_then_predictor(tmp_path):
                       "model": {"history": 2, "frame_skip": 3, "action_dim": 2, "proprio_dim": 2,
                                 "predictor_layers": 1, "predictor_heads": 2, "decoder_channels": 8},
                       "train": {**train, "output_dir": str(tmp_path / "pred")}},
+        "decoder": {"model": str(tmp_path / "pred" / "model"), "train": {**train, "output_dir": str(tmp_path / "dec")}},
     }
     path = tmp_path / "wall.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -42,7 +43,13 @@ def test_encoder_then_predictor(tmp_path):
     for a, b in zip(model.encoder.parameters(), encoder.parameters(), strict=True):
         assert torch.equal(a, b)  # the pre-trained encoder, frozen through the predictor stage
     assert (tmp_path / "pred" / "model" / "README.md").is_file()
+    assert (tmp_path / "pred" / "features.safetensors").is_file()  # the clips, encoded once
     assert train_dino_wm.main(["--stage", "predictor", "--config", str(path), "--resume", "--max-steps", "4"]) == 0
+    model = DinoWMModel.from_pretrained(tmp_path / "pred" / "model")
+    assert train_dino_wm.main(["--stage", "decoder", "--config", str(path)]) == 0
+    decoded = DinoWMModel.from_pretrained(tmp_path / "dec" / "model")
+    for (name, a), b in zip(model.named_parameters(), decoded.parameters(), strict=True):
+        assert torch.equal(a, b) != name.startswith("decoder."), name  # only the decoder learns
     # with the slowness term, the encoder stage trains on sequences of frames
     config["encoder"]["ssl"].update(slowness_weight=1.0, slowness_frames=3, slowness_gap=2)
     config["encoder"]["train"]["output_dir"] = str(tmp_path / "enc-slow")

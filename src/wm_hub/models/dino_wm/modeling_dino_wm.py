@@ -220,15 +220,26 @@ class DinoWMModel(DinoWMPreTrainedModel):
         return frames.view(B, T, *frames.shape[1:])
 
     # -- training ------------------------------------------------------------------------------
-    def forward(self, pixel_values: Tensor, actions: Tensor, proprio: Tensor | None = None) -> DinoWMOutput:
+    def forward(self, pixel_values: Tensor | None, actions: Tensor, proprio: Tensor | None = None,
+                features: Tensor | None = None) -> DinoWMOutput:
         """Clips `(B, T, C, H, W)` with their actions and proprio: predict frames 2..T from frames 1..T-1
         (teacher forcing); with `rollout_loss_weight`, also roll the plan out open-loop from frame 1, as
-        planning does, and score every predicted frame; decode the first frame (the decoder's loss)."""
-        T = pixel_values.shape[1]
+        planning does, and score every predicted frame; decode the first frame (the decoder's loss).
+        `features` `(B, T, N, E)`: the clips' patch features, encoded beforehand (the encoder is frozen, so a
+        training run can encode its data once); `pixel_values` may then be None, and the decoder is not
+        trained (`reconstruct` trains it on frames)."""
+        config = self.config
+        if features is None:
+            if pixel_values is None:
+                raise ValueError("expected pixel_values (B, T, C, H, W) or their patch features (B, T, N, E)")
+            features = self.encode(pixel_values)  # (B, T, N, E)
+        elif features.dim() != 4 or features.shape[2:] != (config.num_patches, config.embed_dim):
+            raise ValueError(f"expected features (B, T, {config.num_patches}, {config.embed_dim}), got "
+                             f"{tuple(features.shape)}")
+        features = features.float()
+        T = features.shape[1]
         if T < 2:
             raise ValueError(f"expected clips of at least 2 frames, got {T}")
-        config = self.config
-        features = self.encode(pixel_values)  # (B, T, N, E)
         actions = self._flat_actions(actions, T)[:, :-1]
         past_proprio = proprio[:, :-1] if proprio is not None else None
         predicted, next_proprio = self.predict(features[:, :-1], actions, past_proprio)
@@ -246,13 +257,25 @@ class DinoWMModel(DinoWMPreTrainedModel):
                 rollout_loss = rollout_loss + config.proprio_loss_weight * F.mse_loss(rolled_proprio, proprio[:, 1:])
             loss = loss + config.rollout_loss_weight * rollout_loss
         reconstruction = decoder_loss = None
-        if self.decoder is not None:
-            reconstruction = self.decode(features[:, :1].detach())
-            decoder_loss = F.mse_loss(reconstruction, pixel_values[:, :1])
+        if self.decoder is not None and pixel_values is not None:
+            reconstruction, decoder_loss = self._reconstruction(features[:, :1], pixel_values[:, :1])
             loss = loss + decoder_loss
         return DinoWMOutput(loss=loss, prediction_loss=prediction_loss, proprio_loss=proprio_loss,
                             rollout_loss=rollout_loss, decoder_loss=decoder_loss, predicted=predicted,
                             reconstruction=reconstruction)
+
+    def reconstruct(self, pixel_values: Tensor) -> DinoWMOutput:
+        """The decoder's loss alone: frames `(B, T, C, H, W)` -> their features -> decoded frames; `loss` and
+        `decoder_loss` are the pixel MSE, `reconstruction` the decoded frames."""
+        if self.decoder is None:
+            raise ValueError("this DINO-WM has no decoder (config.use_decoder=False)")
+        reconstruction, loss = self._reconstruction(self.encode(pixel_values), pixel_values)
+        return DinoWMOutput(loss=loss, decoder_loss=loss, reconstruction=reconstruction)
+
+    def _reconstruction(self, features: Tensor, pixel_values: Tensor) -> tuple[Tensor, Tensor]:
+        """Decode detached features `(B, T, N, E)`: its loss never reaches the encoder or the predictor."""
+        reconstruction = self.decode(features.detach())
+        return reconstruction, F.mse_loss(reconstruction, pixel_values)
 
     # -- planning ------------------------------------------------------------------------------
     def rollout(self, features: Tensor, actions: Tensor, proprio: Tensor | None = None,
