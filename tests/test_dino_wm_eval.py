@@ -7,7 +7,7 @@ from huggingface_hub import ModelCard
 
 from wm_hub.cli import main
 from wm_hub.models.dino_wm.configuration_dino_wm import DinoWMConfig
-from wm_hub.models.dino_wm.evaluation_dino_wm import cost_landscape, position_probe, random_success, ridge_r2
+from wm_hub.models.dino_wm.evaluation_dino_wm import cost_landscape, demo, position_probe, random_success, ridge_r2
 from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
 
 
@@ -35,6 +35,12 @@ def test_plan_command_reports_success_rates_writes_a_gif_and_the_card(tmp_path, 
     assert "planning cost vs path distance to the goal: rank correlation (features)" in names
     command = "wm-hub plan dino-wm-tiny --episodes 2 --planner cem gd --max-plans 1 --iterations 2 --samples 20"
     assert command in card.text and "Trained for a test." in card.text
+
+
+def test_demo_plans_a_held_out_task_and_writes_the_gif(tmp_path):
+    line = demo(tiny(), tmp_path, "dino-wm-tiny", settings={"iterations": 2, "num_samples": 20, "topk": 2})
+    assert line.startswith("dino-wm-tiny: MPC-CEM ") and "held-out wm_hub/Wall-v0 task" in line
+    assert (tmp_path / "dino-wm-tiny-cem.gif").stat().st_size > 0
 
 
 def test_random_actions_rarely_cross_the_wall():

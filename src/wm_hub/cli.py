@@ -191,7 +191,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for m in metrics:
         print(f"{m.name:55s} {m.value:8.3f} {m.unit}")
     first = args.planner[0]
-    print(f"wrote {evaluation.plan_gif(model, args.out, folder.name, first, args.max_plans, settings[first])}")
+    print(f"wrote {evaluation.plan_gif(model, args.out, folder.name, first, args.max_plans, settings[first])[0]}")
     if args.write_card:
         knobs = "".join(f" --{k} {v}" for k, v in (("iterations", args.iterations), ("samples", args.samples)) if v)
         command = (f"wm-hub plan {folder.name} --episodes {args.episodes} --planner {' '.join(args.planner)} "

@@ -21,7 +21,7 @@ from wm_hub.cards import Metric
 from wm_hub.data.clips import frames_to_tensor, write_gif
 from wm_hub.metrics import rank_correlation
 from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
-from wm_hub.models.dino_wm.planning_dino_wm import DinoWMPlanner, make_planner
+from wm_hub.models.dino_wm.planning_dino_wm import DinoWMPlanner, PlanResult, make_planner
 
 TASK_SEED = 1_000_000
 # DINO-WM (Zhou et al. 2024), success rates of MPC with CEM, per env id.
@@ -168,13 +168,23 @@ def evaluate(model: DinoWMModel, episodes: int = 50, planners: tuple[str, ...] =
 
 
 def plan_gif(model: DinoWMModel, out_dir: str | Path, name: str, planner: str = "cem", max_plans: int = 10,
-             settings: dict | None = None) -> Path:
-    """Plan the first held-out task and write the executed frames, each beside the goal image, as a GIF."""
+             settings: dict | None = None) -> tuple[Path, PlanResult]:
+    """Plan the first held-out task and write the executed frames, each beside the goal image, as a GIF;
+    returns its path and the episode's `PlanResult`."""
     env = make_env(model)
     goal = env.goal_image(env.sample_task(TASK_SEED))
     _, _, results = plan_tasks(model, planner, 1, max_plans, settings)
     frames = [np.concatenate([frame, goal], axis=1) for frame in results[0].frames]
-    return write_gif(frames, Path(out_dir) / f"{name}-{planner}.gif")
+    return write_gif(frames, Path(out_dir) / f"{name}-{planner}.gif"), results[0]
+
+
+def demo(model: DinoWMModel, out_dir: str | Path, name: str, settings: dict | None = None) -> str:
+    """MPC-CEM (DINO-WM's settings, or `settings`) on the first held-out task, the GIF written; returns a
+    one-line summary."""
+    path, result = plan_gif(model, out_dir, name, settings=settings)
+    outcome = "reached the goal" if result.success else "did not reach the goal"
+    return (f"{name}: MPC-CEM {outcome} of a held-out {model.config.env_id} task in {len(result.frames) - 1} env "
+            f"steps ({result.plans} plans); executed frames beside the goal -> {path}")
 
 
 CARD_USAGE = """import gymnasium as gym

@@ -4,7 +4,8 @@ The cost of a candidate action sequence is the mean squared distance between the
 model predicts after the sequence and the goal image's features (plus `proprio_weight` times the
 proprio distance, where the model and the task have proprioception). `DinoWMPlanner.run` plans with CEM
 or gradient descent (`wm_hub.layers.planners`), executes the first `execute` model steps in the env
-(`frame_skip` env steps each), and re-plans from the new observation.
+(`frame_skip` env steps each; by default the whole plan, as DINO-WM's MPC does: a receding horizon as long as
+the plan), and re-plans from the new observation.
 """
 
 from __future__ import annotations
@@ -45,13 +46,16 @@ class PlanResult:
 
 
 class DinoWMPlanner:
-    """MPC with a `DinoWMModel` in a gymnasium env whose observations are frames."""
+    """MPC with a `DinoWMModel` in a gymnasium env whose observations are frames: `execute` model steps of each
+    plan (None: all of them) run before re-planning; `proprio_weight` weighs the proprio distance in the cost
+    (1, DINO-WM's Wall setting)."""
 
     def __init__(self, model: DinoWMModel, planner: CEMPlanner | GradientPlanner | str = "cem",
-                 execute: int = 1, proprio_weight: float = 0.1) -> None:
+                 execute: int | None = None, proprio_weight: float = 1.0) -> None:
         self.model = model.eval()
         self.planner = make_planner(planner) if isinstance(planner, str) else planner
-        self.execute, self.proprio_weight = execute, proprio_weight
+        self.execute = self.planner.horizon if execute is None else execute
+        self.proprio_weight = proprio_weight
         config = model.config
         self.step_size = config.frame_skip * config.action_dim  # one model step's actions
 
