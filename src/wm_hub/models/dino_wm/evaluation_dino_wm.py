@@ -19,6 +19,7 @@ import torch
 
 from wm_hub.cards import Metric
 from wm_hub.data.clips import frames_to_tensor, write_gif
+from wm_hub.layers.planners import CEMPlanner
 from wm_hub.metrics import rank_correlation
 from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
 from wm_hub.models.dino_wm.planning_dino_wm import DinoWMPlanner, PlanResult, make_planner
@@ -149,14 +150,15 @@ def evaluate(model: DinoWMModel, episodes: int = 50, planners: tuple[str, ...] =
         rate, seconds, _ = plan_tasks(model, name, episodes, max_plans, (settings or {}).get(name))
         metrics += [Metric(f"MPC-{name.upper()} success rate", rate, "success_rate", dataset),
                     Metric(f"MPC-{name.upper()} seconds per plan", seconds, "seconds", dataset, "s")]
-    steps = max_plans * model.config.frame_skip
+    env = make_env(model)  # an MPC episode ends at the goal or at the env's episode length
+    steps = getattr(env, "max_episode_steps", None) or max_plans * CEMPlanner().horizon * model.config.frame_skip
     metrics.append(Metric(f"random actions success rate ({steps} steps)", random_success(model, episodes, steps),
                           "success_rate", dataset))
     probe, pixel_probe = position_probe(model)
     metrics += [Metric("encoder: linear-probe R² of the agent position from the patch features", probe, "r2", dataset),
                 Metric("linear-probe R² of the agent position from the pixels (for reference)", pixel_probe, "r2",
                        dataset)]
-    if hasattr(make_env(model), "path_distances"):
+    if hasattr(env, "path_distances"):
         ranking, pixel_ranking = cost_landscape(model)
         metrics += [Metric("planning cost vs path distance to the goal: rank correlation (features)", ranking,
                            "spearman", dataset),
@@ -214,9 +216,9 @@ def write_card(folder: Path, model: DinoWMModel, metrics: list[Metric], command:
                  f"Dinov2 encoder ({c.num_patches} patches of {c.embed_dim} per {c.image_size}x{c.image_size} "
                  f"frame), a frame-causal ViT predictor over {c.history} frames ({c.frame_skip} env steps each, "
                  f"actions embedded to {c.action_emb_dim}-D and concatenated to every patch), planned with CEM "
-                 "and gradient-descent MPC towards a goal image. The encoder was pre-trained here, self-supervised "
-                 f"(DINO + iBOT) on the env's frames, as `{c.encoder_name_or_path}` could not be downloaded; "
-                 "it is frozen afterwards."),
+                 "and gradient-descent MPC towards a goal image (each plan executed whole, then re-planned). The "
+                 "encoder was pre-trained here, self-supervised (DINO + iBOT) on the env's frames, as "
+                 "`facebook/dinov2-small` could not be downloaded; it is frozen afterwards."),
         metrics=metrics, command=command, usage=CARD_USAGE.format(name=folder.name),
         dataset=f"wm_hub/dino-wm ({c.env_id})", training=training,
         limitations=("Trained on one simulated env at 64x64 from random and door-seeking trajectories; goals are "
