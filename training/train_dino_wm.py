@@ -111,7 +111,6 @@ def main(argv: list[str] | None = None) -> int:
         model = DinoWMModel(model_config)
         model.encoder.load_state_dict(encoder.state_dict())
         features = encoded_clips(model, data, stage["clip_frames"], out)
-        model.encoder.to("cpu")
         result = train(model, features, predictor_step, train_config, resume=args.resume)
         metric = "prediction_loss"
         summary = (f"DINO-WM on {args.env}: predictor over a frozen Dinov2 encoder (its decoder is trained by the "
