@@ -221,8 +221,8 @@ def write_card(folder: Path, model: DinoWMModel, metrics: list[Metric], command:
                  "`facebook/dinov2-small` could not be downloaded; it is frozen afterwards."),
         metrics=metrics, command=command, usage=CARD_USAGE.format(name=folder.name),
         dataset=f"wm_hub/dino-wm ({c.env_id})", training=training,
-        limitations=("Trained on one simulated env at 64x64 from random and door-seeking trajectories; goals are "
-                     "images of that env. Success is measured in the simulator's state (the agent within the "
-                     "env's success radius of the goal)."),
+        limitations=("Trained on one simulated env at 64x64 from the trajectories of its recording policy "
+                     "(`wm-hub data make`); goals are images of that env. Success is measured in the simulator's "
+                     "state (the agent within the env's success radius of the goal)."),
         config=c.to_diff_dict(), tags=["dino-wm", "planning", "mpc", "cem"],
     )
