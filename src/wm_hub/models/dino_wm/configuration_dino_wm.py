@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import PretrainedConfig
 
+DEFAULT_ENCODER = "facebook/dinov2-small"  # the pretrained Dinov2 DINO-WM uses, for users online
+
 if TYPE_CHECKING:
     from transformers import Dinov2Config
 
@@ -24,7 +26,7 @@ class DinoWMConfig(PretrainedConfig):
         self,
         # Observation model (frozen)
         encoder_config: dict[str, Any] | None = None,
-        encoder_name_or_path: str = "facebook/dinov2-small",
+        encoder_name_or_path: str = DEFAULT_ENCODER,
         image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406),
         image_std: tuple[float, float, float] = (0.229, 0.224, 0.225),
         # The env the model was trained on (a gymnasium id), for `wm-hub plan`; None for user data

@@ -21,6 +21,7 @@ from wm_hub.cards import Metric
 from wm_hub.data.clips import frames_to_tensor, write_gif
 from wm_hub.layers.planners import CEMPlanner
 from wm_hub.metrics import rank_correlation
+from wm_hub.models.dino_wm.configuration_dino_wm import DEFAULT_ENCODER
 from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
 from wm_hub.models.dino_wm.planning_dino_wm import DinoWMPlanner, PlanResult, make_planner
 
@@ -218,7 +219,7 @@ def write_card(folder: Path, model: DinoWMModel, metrics: list[Metric], command:
                  f"actions embedded to {c.action_emb_dim}-D and concatenated to every patch), planned with CEM "
                  "and gradient-descent MPC towards a goal image (each plan executed whole, then re-planned). The "
                  "encoder was pre-trained here, self-supervised (DINO + iBOT) on the env's frames, as "
-                 "`facebook/dinov2-small` could not be downloaded; it is frozen afterwards."),
+                 f"`{DEFAULT_ENCODER}` could not be downloaded; it is frozen afterwards."),
         metrics=metrics, command=command, usage=CARD_USAGE.format(name=folder.name),
         dataset=f"wm_hub/dino-wm ({c.env_id})", training=training,
         limitations=("Trained on one simulated env at 64x64 from the trajectories of its recording policy "
