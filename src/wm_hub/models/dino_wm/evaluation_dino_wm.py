@@ -19,7 +19,6 @@ import torch
 
 from wm_hub.cards import Metric
 from wm_hub.data.clips import frames_to_tensor, write_gif
-from wm_hub.layers.planners import CEMPlanner
 from wm_hub.metrics import rank_correlation
 from wm_hub.models.dino_wm.configuration_dino_wm import DEFAULT_ENCODER
 from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
@@ -44,22 +43,28 @@ def make_env(model: DinoWMModel) -> gym.Env:
     return env
 
 
+def _plan_task(env: gym.Env, agent: DinoWMPlanner, seed: int, max_plans: int) -> tuple[np.ndarray, PlanResult, float]:
+    """MPC on the held-out task of `seed` -> (goal image, `PlanResult`, seconds spent)."""
+    task = env.sample_task(seed)
+    goal = env.goal_image(task)
+    observation, info = env.reset_to_task(task)
+    begin = time.perf_counter()
+    result = agent.run(env, observation, info, goal, max_plans, lambda inf: env.goal_reached(task, inf),
+                       goal_proprio=task["goal_proprio"], generator=torch.Generator().manual_seed(seed))
+    return goal, result, time.perf_counter() - begin
+
+
 def plan_tasks(model: DinoWMModel, planner: str, episodes: int, max_plans: int = 10,
-               settings: dict | None = None, seed: int = TASK_SEED) -> tuple[float, float, list]:
+               settings: dict | None = None, seed: int = TASK_SEED) -> tuple[float, float, list[PlanResult]]:
     """MPC over `episodes` held-out tasks -> (success rate, seconds per plan, per-task `PlanResult`s)."""
     env = make_env(model)
     agent = DinoWMPlanner(model, make_planner(planner, **(settings or {})))
-    results, seconds, plans = [], 0.0, 0
+    results, seconds = [], 0.0
     for i in range(episodes):
-        task = env.sample_task(seed + i)
-        goal = env.goal_image(task)
-        observation, info = env.reset_to_task(task)
-        begin = time.perf_counter()
-        result = agent.run(env, observation, info, goal, max_plans, lambda inf, t=task: env.goal_reached(t, inf),
-                           goal_proprio=task["goal_proprio"], generator=torch.Generator().manual_seed(seed + i))
-        seconds += time.perf_counter() - begin
-        plans += result.plans
+        _, result, spent = _plan_task(env, agent, seed + i, max_plans)
+        seconds += spent
         results.append(result)
+    plans = sum(r.plans for r in results)
     return float(np.mean([r.success for r in results])), seconds / max(plans, 1), results
 
 
@@ -151,8 +156,10 @@ def evaluate(model: DinoWMModel, episodes: int = 50, planners: tuple[str, ...] =
         rate, seconds, _ = plan_tasks(model, name, episodes, max_plans, (settings or {}).get(name))
         metrics += [Metric(f"MPC-{name.upper()} success rate", rate, "success_rate", dataset),
                     Metric(f"MPC-{name.upper()} seconds per plan", seconds, "seconds", dataset, "s")]
-    env = make_env(model)  # an MPC episode ends at the goal or at the env's episode length
-    steps = getattr(env, "max_episode_steps", None) or max_plans * CEMPlanner().horizon * model.config.frame_skip
+    env = make_env(model)  # an MPC episode ends at the goal, at the env's episode length or after max_plans plans
+    horizon = max((make_planner(name, **((settings or {}).get(name) or {})).horizon for name in planners),
+                  default=make_planner("cem").horizon)
+    steps = getattr(env, "max_episode_steps", None) or max_plans * horizon * model.config.frame_skip
     metrics.append(Metric(f"random actions success rate ({steps} steps)", random_success(model, episodes, steps),
                           "success_rate", dataset))
     probe, pixel_probe = position_probe(model)
@@ -174,11 +181,10 @@ def plan_gif(model: DinoWMModel, out_dir: str | Path, name: str, planner: str = 
              settings: dict | None = None) -> tuple[Path, PlanResult]:
     """Plan the first held-out task and write the executed frames, each beside the goal image, as a GIF;
     returns its path and the episode's `PlanResult`."""
-    env = make_env(model)
-    goal = env.goal_image(env.sample_task(TASK_SEED))
-    _, _, results = plan_tasks(model, planner, 1, max_plans, settings)
-    frames = [np.concatenate([frame, goal], axis=1) for frame in results[0].frames]
-    return write_gif(frames, Path(out_dir) / f"{name}-{planner}.gif"), results[0]
+    agent = DinoWMPlanner(model, make_planner(planner, **(settings or {})))
+    goal, result, _ = _plan_task(make_env(model), agent, TASK_SEED, max_plans)
+    frames = [np.concatenate([frame, goal], axis=1) for frame in result.frames]
+    return write_gif(frames, Path(out_dir) / f"{name}-{planner}.gif"), result
 
 
 def demo(model: DinoWMModel, out_dir: str | Path, name: str, settings: dict | None = None) -> str:
