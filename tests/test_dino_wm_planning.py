@@ -52,6 +52,8 @@ def test_plans_have_env_action_shape_and_stay_in_bounds(model, task, name):
     planner = DinoWMPlanner(model, make_planner(name, **settings))
     plan = planner.plan(observation, goal, info["proprio"], generator=torch.Generator().manual_seed(0))
     assert plan.shape == (3, 3, 2) and np.abs(plan).max() <= 1.0
+    if name == "cem":  # coloured noise would run along the env steps: frame_skip of them per model step
+        assert planner.planner.substeps == 3
 
 
 def test_run_executes_plans_in_the_env(model, task):

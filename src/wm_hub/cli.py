@@ -187,13 +187,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
         settings = {name: {"iterations": args.iterations} for name in settings}
     if args.samples:
         settings["cem"].update(num_samples=args.samples, topk=max(1, args.samples // 10))
+    if args.noise_beta:
+        settings["cem"]["noise_beta"] = args.noise_beta
     metrics = evaluation.evaluate(model, args.episodes, tuple(args.planner), args.max_plans, settings)
     for m in metrics:
         print(f"{m.name:55s} {m.value:8.3f} {m.unit}")
     first = args.planner[0]
     print(f"wrote {evaluation.plan_gif(model, args.out, folder.name, first, args.max_plans, settings[first])[0]}")
     if args.write_card:
-        knobs = "".join(f" --{k} {v}" for k, v in (("iterations", args.iterations), ("samples", args.samples)) if v)
+        knobs = "".join(f" --{k} {v}" for k, v in (("iterations", args.iterations), ("samples", args.samples),
+                                                           ("noise-beta", args.noise_beta)) if v)
         command = (f"wm-hub plan {folder.name} --episodes {args.episodes} --planner {' '.join(args.planner)} "
                    f"--max-plans {args.max_plans}{knobs}")
         evaluation.write_card(folder, model, metrics, command, Path(args.training_notes).read_text())
@@ -269,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-plans", type=int, default=10, help="MPC re-plans per task")
     p.add_argument("--iterations", type=int, default=None, help="planner iterations (default: CEM 30, GD 100)")
     p.add_argument("--samples", type=int, default=None, help="CEM samples per iteration (default 300; top 10%%)")
+    p.add_argument("--noise-beta", type=float, default=None,
+                   help="CEM noise coloured along time, power ~ 1/f^beta as in iCEM (default 0: white, DINO-WM's)")
     p.add_argument("--out", default="outputs/plan", help="folder for the GIF of a planned episode")
     p.add_argument("--write-card", action="store_true", help="write the numbers on the checkpoint's card")
     p.add_argument("--training-notes", default=None, help="the card's training section (a text file)")

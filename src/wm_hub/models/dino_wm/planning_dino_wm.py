@@ -11,7 +11,7 @@ the plan), and re-plans from the new observation.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import gymnasium as gym
 import numpy as np
@@ -53,7 +53,10 @@ class DinoWMPlanner:
     def __init__(self, model: DinoWMModel, planner: CEMPlanner | GradientPlanner | str = "cem",
                  execute: int | None = None, proprio_weight: float = 1.0) -> None:
         self.model = model.eval()
-        self.planner = make_planner(planner) if isinstance(planner, str) else planner
+        planner = make_planner(planner) if isinstance(planner, str) else planner
+        if isinstance(planner, CEMPlanner):  # coloured CEM noise runs along env steps: frame_skip per model step
+            planner = replace(planner, substeps=model.config.frame_skip)
+        self.planner = planner
         self.execute = self.planner.horizon if execute is None else execute
         self.proprio_weight = proprio_weight
         config = model.config
