@@ -25,7 +25,8 @@ def test_plan_command_reports_success_rates_writes_a_gif_and_the_card(tmp_path, 
     notes = tmp_path / "notes.md"
     notes.write_text("Trained for a test.")
     assert main(["plan", str(folder), "--episodes", "2", "--max-plans", "1", "--iterations", "2", "--samples", "20",
-                 "--out", str(tmp_path / "gifs"), "--write-card", "--training-notes", str(notes)]) == 0
+                 "--noise-beta", "2", "--out", str(tmp_path / "gifs"), "--write-card", "--training-notes", str(notes)]
+                ) == 0
     printed = capsys.readouterr().out
     assert "MPC-CEM success rate" in printed and "MPC-GD seconds per plan" in printed
     assert (tmp_path / "gifs" / "dino-wm-tiny-cem.gif").stat().st_size > 0
@@ -33,7 +34,8 @@ def test_plan_command_reports_success_rates_writes_a_gif_and_the_card(tmp_path, 
     names = [r.metric_name for r in card.data.eval_results]
     assert len(names) == 10 and "DINO-WM paper, MPC-CEM success rate (for reference)" in names
     assert "planning cost vs path distance to the goal: rank correlation (features)" in names
-    command = "wm-hub plan dino-wm-tiny --episodes 2 --planner cem gd --max-plans 1 --iterations 2 --samples 20"
+    command = ("wm-hub plan dino-wm-tiny --episodes 2 --planner cem gd --max-plans 1 --iterations 2 --samples 20 "
+               "--noise-beta 2.0")
     assert command in card.text and "Trained for a test." in card.text
 
 
