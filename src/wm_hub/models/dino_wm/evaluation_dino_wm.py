@@ -151,13 +151,14 @@ def evaluate(model: DinoWMModel, episodes: int = 50, planners: tuple[str, ...] =
     """The card's numbers: success rate and seconds per plan for each planner, a random row and the
     paper's CEM number."""
     dataset = f"{model.config.env_id} tasks (seeds {TASK_SEED}+)"
+    settings = {name: (settings or {}).get(name) or {} for name in planners}
     metrics = []
     for name in planners:
-        rate, seconds, _ = plan_tasks(model, name, episodes, max_plans, (settings or {}).get(name))
+        rate, seconds, _ = plan_tasks(model, name, episodes, max_plans, settings[name])
         metrics += [Metric(f"MPC-{name.upper()} success rate", rate, "success_rate", dataset),
                     Metric(f"MPC-{name.upper()} seconds per plan", seconds, "seconds", dataset, "s")]
     env = make_env(model)  # an MPC episode ends at the goal, at the env's episode length or after max_plans plans
-    horizon = max((make_planner(name, **((settings or {}).get(name) or {})).horizon for name in planners),
+    horizon = max((make_planner(name, **settings[name]).horizon for name in planners),
                   default=make_planner("cem").horizon)
     steps = getattr(env, "max_episode_steps", None) or max_plans * horizon * model.config.frame_skip
     metrics.append(Metric(f"random actions success rate ({steps} steps)", random_success(model, episodes, steps),
