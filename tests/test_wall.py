@@ -8,7 +8,7 @@ import pytest
 
 import wm_hub.envs  # noqa: F401  (registers wm_hub/Wall-v0)
 from wm_hub.envs.navigation import AGENT, SUCCESS_RADIUS
-from wm_hub.envs.wall import WALL_X, WallEnv, WallExplorationPolicy
+from wm_hub.envs.wall import SPEED, WALL_X, WallEnv, WallExplorationPolicy
 
 
 def walk(env: WallEnv, action, steps: int) -> np.ndarray:
@@ -73,3 +73,23 @@ def test_exploration_policy_crosses_the_wall_in_some_episodes():
             obs, _, _, _, info = env.step(policy(obs, info))
         crossed += np.sign(info["proprio"][0] - WALL_X) != side
     assert 5 <= crossed <= 15
+
+
+def test_exploration_policy_runs_into_the_wall():
+    """A third of the episodes are straight runs at the other side: the centre wall stops many of their moves
+    (in the smooth random walk alone, about 5% of all steps)."""
+    env, policy = WallEnv(), WallExplorationPolicy(0)
+    modes, stopped, steps = set(), 0, 0
+    for episode in range(30):
+        obs, info = env.reset(seed=episode)
+        policy.reset()
+        modes.add(policy.mode)
+        for _ in range(100):
+            action = policy(obs, info)
+            before = env.pos.copy()
+            obs, _, _, _, info = env.step(action)
+            at_wall = abs(before[0] - WALL_X) < 0.1
+            stopped += at_wall and abs(env.pos[0] - before[0]) < 0.2 * abs(action[0]) * SPEED
+            steps += 1
+    assert modes == {"walk", "door", "runs"}
+    assert stopped / steps > 0.1
