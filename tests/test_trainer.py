@@ -14,10 +14,10 @@ from wm_hub.trainer import (
 )
 
 
-def _setup(seed: int):
+def _setup(seed: int, lr: float = 1e-2):
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     config = TrainConfig(steps=20, warmup_steps=5)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, config.lr_factor)
     return model, optimizer, scheduler, config
@@ -108,6 +108,25 @@ def test_portable_state_restores_weights_step_and_schedule(tmp_path):
     for a, b in zip(model.parameters(), model2.parameters(), strict=True):
         assert b.dtype == torch.float32 and torch.equal(a.half().float(), b)
     assert scheduler2.get_last_lr() == scheduler.get_last_lr() and not optimizer2.state
+
+
+@pytest.mark.parametrize("portable", [False, True])
+def test_resumed_run_keeps_its_own_peak_learning_rate(tmp_path, portable):
+    """`--resume --lr X`: the schedule goes on from the saved step, scaled to the new run's peak X."""
+    model, optimizer, scheduler, config = _setup(0)
+    for _ in range(8):
+        model(torch.randn(4, 4)).sum().backward()
+        optimizer.step()
+        scheduler.step()
+    save_training_state(tmp_path / "s", model, None if portable else optimizer, scheduler, 8, config)
+    model2, optimizer2, scheduler2, _ = _setup(1, lr=1e-3)
+    assert load_training_state(tmp_path / "s", model2, optimizer2, scheduler2) == 8
+    expected = 1e-3 * config.lr_factor(8)
+    assert scheduler2.get_last_lr() == pytest.approx([expected]) == [scheduler.get_last_lr()[0] / 10]
+    assert optimizer2.param_groups[0]["lr"] == pytest.approx(expected)
+    optimizer2.step()
+    scheduler2.step()
+    assert optimizer2.param_groups[0]["lr"] == pytest.approx(1e-3 * config.lr_factor(9))
 
 
 def test_shipped_training_configs_parse():

@@ -123,26 +123,33 @@ def save_training_state(
 
 def load_training_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> int:
     """Restore what `save_training_state` wrote; return the step to continue from. A portable state (no
-    optimiser state) restores the weights, step and schedule; the optimiser starts afresh."""
+    optimiser state) restores the weights, step and schedule; the optimiser starts afresh. The schedule goes on
+    from the saved step with this run's peak learning rates (the scheduler's `base_lrs`, from the optimiser it
+    was built on), so a resumed run given another `--lr` uses it."""
     from safetensors.torch import load_file
 
+    base_lrs = list(scheduler.base_lrs)
     meta = json.loads((folder / STATE_META).read_text())
     tensors = load_file(folder / STATE_TENSORS)
     weights = model.state_dict()
     model.load_state_dict({k[6:]: v.to(weights[k[6:]].dtype) for k, v in tensors.items() if k.startswith("model.")})
     scheduler.load_state_dict(meta["scheduler"])
     torch.set_rng_state(tensors["rng.torch"])
-    if meta["param_groups"] is None:
-        return int(meta["step"])
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, index, name = key.split(".", 2)
+    if meta["param_groups"] is not None:
+        state: dict[int, dict[str, Any]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                state.setdefault(int(index), {})[name] = value
+        for key, value in meta["optim_scalars"].items():
+            index, name = key.split(".", 1)
             state.setdefault(int(index), {})[name] = value
-    for key, value in meta["optim_scalars"].items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    scheduler.base_lrs = base_lrs
+    lrs = [base * factor(scheduler.last_epoch) for base, factor in zip(base_lrs, scheduler.lr_lambdas, strict=True)]
+    for group, base, lr in zip(optimizer.param_groups, base_lrs, lrs, strict=True):
+        group["initial_lr"], group["lr"] = base, lr
+    scheduler._last_lr = lrs  # what get_last_lr() reports until the next step
     return int(meta["step"])
 
 
