@@ -10,7 +10,7 @@ import wm_hub.envs  # noqa: F401  (registers wm_hub/PointMaze-v0)
 from wm_hub.cli import main as cli
 from wm_hub.data import load_dataset_dir
 from wm_hub.envs.navigation import AGENT, WALL
-from wm_hub.envs.point_maze import CELL, MAX_SPEED, MIN_TASK_DISTANCE, PointMazeEnv
+from wm_hub.envs.point_maze import CELL, MAX_SPEED, MIN_TASK_DISTANCE, PointMazeEnv, PointMazeExplorationPolicy
 
 
 def test_the_middle_bar_blocks_and_the_u_lets_through():
@@ -66,3 +66,20 @@ def test_data_make_records_frames_actions_and_proprio(tmp_path, capsys):
     ds = load_dataset_dir(tmp_path / "maze")
     assert len(ds) == 2 * 11 and set(ds["episode_index"]) == {0, 1}  # one row per step, the last without action
     assert np.asarray(ds["proprio"]).shape == (22, 4) and np.asarray(ds["action"]).shape == (22, 2)
+
+
+def test_exploration_policy_walks_or_runs_at_free_cells():
+    """Half the episodes are runs at points of free cells, which carry the agent along the U (and into its walls)."""
+    env, policy = PointMazeEnv(), PointMazeExplorationPolicy(0)
+    modes = []
+    for _ in range(20):
+        policy.reset()
+        modes.append(policy.mode)
+    assert set(modes) == {"walk", "runs"}
+    targets = np.array([policy.draw_target(np.zeros(2), {}) for _ in range(200)])
+    assert all(env.is_free(t) for t in targets)
+    obs, info = env.reset(seed=0, options={"start": (0.3, 0.7)})  # the U's lower arm
+    policy.mode, policy.target, policy.steps_left = "runs", np.array((0.3, 0.3)), 10**6  # a run at its upper arm
+    for _ in range(100):
+        obs, _, _, _, info = env.step(policy(obs, info))
+    assert info["proprio"][0] > 0.6 or info["proprio"][1] > 0.6  # stopped by the bar: it cannot go round

@@ -125,13 +125,12 @@ def cmd_data_platformer(args: argparse.Namespace) -> int:
 def cmd_data_dino_wm(args: argparse.Namespace) -> int:
     """DINO-WM's envs (Wall, PointMaze, PushT), recorded with their exploration policies."""
     from wm_hub.data import record_episodes
-    from wm_hub.envs.navigation import SmoothRandomPolicy
-    from wm_hub.envs.point_maze import PointMazeEnv
+    from wm_hub.envs.point_maze import PointMazeEnv, PointMazeExplorationPolicy
     from wm_hub.envs.pusht import PushTExplorationPolicy, PushTTasks
     from wm_hub.envs.wall import WallEnv, WallExplorationPolicy
 
     env, policy = {"dino-wm-wall": (WallEnv, WallExplorationPolicy),
-                   "dino-wm-pointmaze": (PointMazeEnv, SmoothRandomPolicy),
+                   "dino-wm-pointmaze": (PointMazeEnv, PointMazeExplorationPolicy),
                    "dino-wm-pusht": (PushTTasks, PushTExplorationPolicy)}[args.source]
     ds = record_episodes(env(max_episode_steps=args.max_steps), args.episodes, policy=policy(args.seed),
                          seed=args.seed, info_keys=("proprio",))

@@ -195,3 +195,39 @@ class SmoothRandomPolicy:
     def __call__(self, obs: np.ndarray, info: dict) -> np.ndarray:
         self.last = np.clip(0.8 * self.last + self.rng.normal(0, self.noise, size=2), -1.0, 1.0)
         return self.last.astype(np.float32)
+
+
+class TargetRunsPolicy(SmoothRandomPolicy):
+    """A recording policy, one behaviour per episode (drawn evenly from `modes`): the smooth random walk, or
+    noisy straight runs at points drawn by `draw_target`, each for 10-29 steps or until reached. The runs stop
+    at the walls in their way, the moves a planner tries, so that the walls' blocking is in the data."""
+
+    modes: tuple[str, ...] = ("walk", "runs")
+
+    def reset(self) -> None:
+        """Start an episode: draw its behaviour."""
+        super().reset()
+        self.mode = self.modes[int(self.rng.integers(len(self.modes)))]
+        self.target: np.ndarray | None = None  # the current run's target point
+        self.steps_left = 0  # and the steps it has left
+
+    def __call__(self, obs: np.ndarray, info: dict) -> np.ndarray:
+        if self.mode == "walk":
+            return super().__call__(obs, info)
+        pos = np.asarray(info["proprio"][:2], dtype=np.float64)
+        if self.target is None or self.steps_left == 0 or np.linalg.norm(self.target - pos) < 0.05:
+            self.target = self.draw_target(pos, info)
+            self.steps_left = int(self.rng.integers(10, 30))
+        self.steps_left -= 1
+        return self.head(self.target, pos)
+
+    def draw_target(self, pos: np.ndarray, info: dict) -> np.ndarray:
+        """A run's target: a point of the room, uniformly."""
+        return self.rng.uniform(AGENT_RADIUS, 1 - AGENT_RADIUS, size=2)
+
+    def head(self, target: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """Full speed towards `target`, with noise."""
+        heading = target - pos
+        noise = self.rng.normal(0, self.noise, size=2)
+        self.last = np.clip(heading / max(np.linalg.norm(heading), 1e-6) + 0.5 * noise, -1.0, 1.0)
+        return self.last.astype(np.float32)

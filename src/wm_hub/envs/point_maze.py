@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from wm_hub.envs.navigation import AGENT_RADIUS, PointNavigationEnv
+from wm_hub.envs.navigation import AGENT_RADIUS, PointNavigationEnv, TargetRunsPolicy
 
 U_MAZE = np.array([[1, 1, 1, 1, 1],
                    [1, 0, 0, 0, 1],
@@ -65,3 +65,15 @@ class PointMazeEnv(PointNavigationEnv):
             start, goal = self._free_position(rng), self._free_position(rng)
             if np.linalg.norm(start - goal) >= MIN_TASK_DISTANCE:
                 return {"start": start, "goal": goal, "goal_proprio": np.concatenate([goal, np.zeros(2)])}
+
+
+class PointMazeExplorationPolicy(TargetRunsPolicy):
+    """The recording policy: in half the episodes a smooth random walk, in the other half noisy runs at points of
+    free cells, which stop at the maze's walls and bar when these are in the way."""
+
+    def draw_target(self, pos: np.ndarray, info: dict) -> np.ndarray:
+        """A point of a free cell, uniformly."""
+        rows, cols = np.nonzero(~U_MAZE)
+        cell = int(self.rng.integers(len(rows)))
+        offset = self.rng.uniform(AGENT_RADIUS, CELL - AGENT_RADIUS, size=2)
+        return np.array([cols[cell] * CELL, rows[cell] * CELL]) + offset

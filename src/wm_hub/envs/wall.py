@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from wm_hub.envs.navigation import AGENT_RADIUS, PointNavigationEnv, SmoothRandomPolicy
+from wm_hub.envs.navigation import AGENT_RADIUS, PointNavigationEnv, TargetRunsPolicy
 
 SPEED = 0.05
 WALL_X, WALL_HALF_WIDTH = 0.5, 0.03
@@ -62,40 +62,30 @@ class WallEnv(PointNavigationEnv):
         return {"door_y": door_y, "start": start, "goal": goal, "goal_proprio": goal.copy()}
 
 
-class WallExplorationPolicy(SmoothRandomPolicy):
-    """The recording policy, one of three behaviours per episode (a third each): a smooth random walk; a noisy
-    walk through the door to the other side, so that crossings are in the data; or noisy straight runs at points
-    drawn on the other side, which stop at the wall unless they meet the door: the moves a planner tries, so
-    that the wall's blocking is in the data too."""
+class WallExplorationPolicy(TargetRunsPolicy):
+    """The recording policy, one of three behaviours per episode: a smooth random walk; a noisy walk through the
+    door to the other side, so that crossings are in the data; or noisy straight runs at points on the other
+    side, which stop at the wall unless they meet the door."""
+
+    modes = ("walk", "door", "runs")
 
     def reset(self) -> None:
-        """Start an episode: draw its behaviour."""
         super().reset()
-        self.mode = ("walk", "door", "runs")[int(self.rng.integers(3))]
         self.side: float | None = None  # the side to cross to, set at the first step
-        self.target: np.ndarray | None = None  # a run's target point and how many steps it has left
-        self.steps_left = 0
 
     def __call__(self, obs: np.ndarray, info: dict) -> np.ndarray:
-        if self.mode == "walk":
+        if self.mode != "door":
             return super().__call__(obs, info)
         pos, door_y = np.asarray(info["proprio"], dtype=np.float64), float(info["door_y"])
-        if self.mode == "door":
-            if self.side is None:
-                self.side = -1.0 if pos[0] > WALL_X else 1.0
-            target = np.array([WALL_X + 0.25 * self.side, door_y])
-            lined_up = abs(pos[1] - door_y) < DOOR_HALF_HEIGHT - AGENT_RADIUS
-            if not lined_up and (pos[0] - WALL_X) * self.side < 0:  # line up with the door first
-                target[0] = WALL_X - 0.12 * self.side
-        else:
-            if self.target is None or self.steps_left == 0 or np.linalg.norm(self.target - pos) < SPEED:
-                far_side = (WALL_X + WALL_HALF_WIDTH + AGENT_RADIUS, 1 - AGENT_RADIUS)
-                x = self.rng.uniform(*far_side)
-                self.target = np.array([x if pos[0] < WALL_X else 1 - x, self.rng.uniform(0, 1)])
-                self.steps_left = int(self.rng.integers(10, 30))
-            target = self.target
-            self.steps_left -= 1
-        heading = target - pos
-        noise = self.rng.normal(0, self.noise, size=2)
-        self.last = np.clip(heading / max(np.linalg.norm(heading), 1e-6) + 0.5 * noise, -1.0, 1.0)
-        return self.last.astype(np.float32)
+        if self.side is None:
+            self.side = -1.0 if pos[0] > WALL_X else 1.0
+        target = np.array([WALL_X + 0.25 * self.side, door_y])
+        lined_up = abs(pos[1] - door_y) < DOOR_HALF_HEIGHT - AGENT_RADIUS
+        if not lined_up and (pos[0] - WALL_X) * self.side < 0:  # line up with the door first
+            target[0] = WALL_X - 0.12 * self.side
+        return self.head(target, pos)
+
+    def draw_target(self, pos: np.ndarray, info: dict) -> np.ndarray:
+        """A point on the other side of the wall."""
+        x = self.rng.uniform(WALL_X + WALL_HALF_WIDTH + AGENT_RADIUS, 1 - AGENT_RADIUS)
+        return np.array([x if pos[0] < WALL_X else 1 - x, self.rng.uniform(0, 1)])
