@@ -28,7 +28,7 @@ def test_plan_command_reports_success_rates_writes_a_gif_and_the_card(tmp_path, 
                  "--noise-beta", "2", "--out", str(tmp_path / "gifs"), "--write-card", "--training-notes", str(notes)]
                 ) == 0
     printed = capsys.readouterr().out
-    assert "MPC-CEM success rate" in printed and "MPC-GD seconds per plan" in printed
+    assert "MPC-CEM (noise coloured, beta 2) success rate" in printed and "MPC-GD seconds per plan" in printed
     assert (tmp_path / "gifs" / "dino-wm-tiny-cem.gif").stat().st_size > 0
     card = ModelCard.load(folder / "README.md")
     names = [r.metric_name for r in card.data.eval_results]

@@ -14,8 +14,8 @@
    `clip_frames` frames `frame_skip` steps apart (a plan's horizon + 1: the predictor attends over `history`
    frames per layer, so longer clips train the rollout) is encoded once, in float16 (kept beside the run in
    `features.safetensors`); the predictor learns from those features, teacher-forced, with an L2 loss on the
-   next frames' patch features (and proprio; the config's `rollout_loss_weight` adds the same loss along an
-   open-loop rollout from each clip's first frame). Writes a `DinoWMModel` folder.
+   next frames' patch features (and proprio; the config's `rollout_loss_weight`, or `--rollout-loss-weight`,
+   adds the same loss along an open-loop rollout from each clip's first frame). Writes a `DinoWMModel` folder.
 3. `decoder`: the picture decoder of the predictor stage's model (the config's `model` folder) learns to
    reconstruct single frames from their patch features; everything else stays frozen. Writes the whole
    `DinoWMModel` folder.
@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="wall", help="picks training/configs/dino_wm_<env>.yaml")
     parser.add_argument("--stage", choices=["encoder", "predictor", "decoder"], required=True)
+    parser.add_argument("--rollout-loss-weight", type=float, default=None,
+                        help="predictor stage: override the model config's rollout_loss_weight (e.g. to go on, "
+                             "with --resume, training along open-loop rollouts)")
     add_run_arguments(parser, default_config="")
     args = parser.parse_args(argv)
 
@@ -106,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
                    "A training snapshot: the evaluated release is the DINO-WM folder that embeds it.")
     elif args.stage == "predictor":
         encoder = Dinov2Model.from_pretrained(stage["encoder"])
-        model_config = DinoWMConfig(**stage["model"], encoder_config=encoder.config.to_dict(),
+        settings = dict(stage["model"])
+        if args.rollout_loss_weight is not None:
+            settings["rollout_loss_weight"] = args.rollout_loss_weight
+        model_config = DinoWMConfig(**settings, encoder_config=encoder.config.to_dict(),
                                     encoder_name_or_path=stage["encoder"])
         model = DinoWMModel(model_config)
         model.encoder.load_state_dict(encoder.state_dict())

@@ -155,8 +155,10 @@ def evaluate(model: DinoWMModel, episodes: int = 50, planners: tuple[str, ...] =
     metrics = []
     for name in planners:
         rate, seconds, _ = plan_tasks(model, name, episodes, max_plans, settings[name])
-        metrics += [Metric(f"MPC-{name.upper()} success rate", rate, "success_rate", dataset),
-                    Metric(f"MPC-{name.upper()} seconds per plan", seconds, "seconds", dataset, "s")]
+        beta = settings[name].get("noise_beta")
+        label = f"MPC-{name.upper()}" + (f" (noise coloured, beta {beta:g})" if beta else "")
+        metrics += [Metric(f"{label} success rate", rate, "success_rate", dataset),
+                    Metric(f"{label} seconds per plan", seconds, "seconds", dataset, "s")]
     env = make_env(model)  # an MPC episode ends at the goal, at the env's episode length or after max_plans plans
     horizon = max((make_planner(name, **settings[name]).horizon for name in planners),
                   default=make_planner("cem").horizon)
