@@ -77,7 +77,7 @@ def test_exploration_policy_crosses_the_wall_in_some_episodes():
 
 def test_exploration_policy_runs_into_the_wall():
     """A third of the episodes are straight runs at the other side: the centre wall stops many of their moves
-    (in the smooth random walk alone, about 5% of all steps)."""
+    (with only the walk and door episodes, about 5% of all steps)."""
     env, policy = WallEnv(), WallExplorationPolicy(0)
     modes, stopped, steps = set(), 0, 0
     for episode in range(30):
