@@ -6,9 +6,11 @@ import torch
 from huggingface_hub import ModelCard
 
 from wm_hub.cli import main
+from wm_hub.models.dino_wm import evaluation_dino_wm
 from wm_hub.models.dino_wm.configuration_dino_wm import DinoWMConfig
 from wm_hub.models.dino_wm.evaluation_dino_wm import cost_landscape, demo, position_probe, random_success, ridge_r2
 from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
+from wm_hub.models.dino_wm.planning_dino_wm import PlanResult
 
 
 def tiny(env_id: str | None = "wm_hub/Wall-v0") -> DinoWMModel:
@@ -47,6 +49,13 @@ def test_demo_plans_a_held_out_task_and_writes_the_gif(tmp_path):
 
 def test_random_actions_rarely_cross_the_wall():
     assert random_success(tiny(), episodes=20, steps=50) <= 0.2
+
+
+def test_success_by_kind_counts_the_tasks_of_each_kind():
+    results = [PlanResult(success=s) for s in (True, False, True, True)]
+    by_kind = evaluation_dino_wm.success_by_kind(results, ["walk", "push", "push", None])
+    assert by_kind == {"push": (2, 0.5), "walk": (1, 1.0)}
+    assert evaluation_dino_wm.success_by_kind(results, [None] * 4) == {}
 
 
 def test_plan_needs_an_env(tmp_path, capsys):

@@ -12,7 +12,7 @@ pytest.importorskip("gym_pusht")
 import wm_hub.envs  # noqa: E402, F401  (registers wm_hub/PushT-v0)
 from wm_hub.cli import main as cli  # noqa: E402
 from wm_hub.data import load_dataset_dir  # noqa: E402
-from wm_hub.envs.pusht import BOARD, GOAL_STEPS, REACH, PushTExplorationPolicy  # noqa: E402
+from wm_hub.envs.pusht import BOARD, GOAL_STEPS, REACH  # noqa: E402
 
 
 def test_frames_relative_actions_and_bad_input():
@@ -35,10 +35,12 @@ def test_tasks_are_reachable_and_success_is_dino_wms_criterion():
     assert task["start"].shape == task["goal"].shape == (5,) and task["goal_proprio"].shape == (2,)
     obs, info = env.reset_to_task(task)
     assert not env.goal_reached(task, info)
-    policy = PushTExplorationPolicy(7, push_share=1.0)  # the policy that drew the goal, replayed
-    for _ in range(GOAL_STEPS):
-        obs, _, _, _, info = env.step(policy(obs, info))
+    assert task["actions"].shape == (GOAL_STEPS, 2)
+    for action in task["actions"]:  # the recording policy's actions that drew the goal, replayed
+        obs, _, _, _, info = env.step(action)
     assert env.goal_reached(task, info)
+    kinds = {env.sample_task(seed)["kind"] for seed in range(1_000_000, 1_000_010)}
+    assert kinds == {"block moved", "block still"}  # the recording policy pushes in half its episodes
     near = {"state": task["goal"] + np.array([10, 0, 0, 10, 0.3])}  # 14 units, 0.3 rad: within
     far = {"state": task["goal"] + np.array([0, 0, 0, 0, 0.5])}  # 0.5 rad > pi / 9
     assert env.goal_reached(task, near) and not env.goal_reached(task, far)

@@ -5,10 +5,13 @@
   position plus `REACH * a` (gym-pusht's action is that absolute target, in its 512x512 board units);
 - the observation is the frame `(64, 64, 3)` uint8; `info["proprio"]` is the agent's position / 512 and
   `info["state"]` the full state (agent x, y, block x, y, block angle);
-- planning tasks: a random start (gym-pusht's own reset distribution) and as goal the state that
-  `GOAL_STEPS` steps of `PushTExplorationPolicy` reach from it (replaying them from `reset_to_task`
-  reaches it exactly), so every goal is reachable; success is
-  DINO-WM's criterion (agent and block positions within 20 units, block angle within pi/9).
+- planning tasks as DINO-WM draws its PushT tasks (start and goal `GOAL_STEPS` steps apart on a held-out
+  trajectory of the recording policy): a random start (gym-pusht's own reset distribution) and as goal the
+  state that `GOAL_STEPS` steps of `PushTExplorationPolicy` (seeded by the task, half its episodes heading for
+  the block) reach from it (`task["actions"]`, replayed from `reset_to_task`, reach it exactly), so every goal
+  is reachable, and none is reached at the start; each task says whether its block moved on the way
+  ("kind"); success is DINO-WM's criterion (agent and block positions within 20 units, block angle within
+  pi/9).
 """
 
 from __future__ import annotations
@@ -74,16 +77,26 @@ class PushTTasks(gym.Env):
 
     # -- planning tasks --------------------------------------------------------------------------------
     def sample_task(self, seed: int) -> dict[str, Any]:
-        """A start state (drawn as gym-pusht's reset draws it) and the state `GOAL_STEPS` exploration steps on."""
+        """A start state (drawn as gym-pusht's reset draws it), the state `GOAL_STEPS` recording-policy steps
+        on (redrawn while it is within the success tolerance of the start), the policy's actions that reach it,
+        and the task's kind: "block moved" when the block ends out of the tolerance of its start pose, else
+        "block still"."""
         rng = np.random.default_rng(seed)
-        start = np.concatenate([rng.integers(50, 450, 2), rng.integers(100, 400, 2), rng.uniform(-np.pi, np.pi, 1)])
-        _, info = self.reset(options={"state": start})
-        policy = PushTExplorationPolicy(seed, push_share=1.0)
-        obs = None
-        for _ in range(GOAL_STEPS):
-            obs, _, _, _, info = self.step(policy(obs, info))
-        goal = info["state"]
-        return {"start": start, "goal": goal, "goal_proprio": (goal[:2] / BOARD).astype(np.float32)}
+        while True:
+            start = np.concatenate([rng.integers(50, 450, 2), rng.integers(100, 400, 2), rng.uniform(-np.pi, np.pi, 1)])
+            obs, info = self.reset(options={"state": start})
+            first = {"goal": info["state"]}
+            policy = PushTExplorationPolicy(int(rng.integers(2**31)))
+            actions = []
+            for _ in range(GOAL_STEPS):
+                actions.append(policy(obs, info))
+                obs, _, _, _, info = self.step(actions[-1])
+            goal = info["state"]
+            if not self.goal_reached(first, info):
+                break
+        still = self.goal_reached(first, {"state": np.concatenate([first["goal"][:2], goal[2:]])})
+        return {"start": start, "goal": goal, "goal_proprio": (goal[:2] / BOARD).astype(np.float32),
+                "actions": np.stack(actions), "kind": "block still" if still else "block moved"}
 
     def reset_to_task(self, task: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset to a task's start state; returns (observation, info)."""

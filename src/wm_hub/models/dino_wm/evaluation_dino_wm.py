@@ -1,8 +1,9 @@
 """Evaluation of a DINO-WM by planning (`wm-hub plan NAME --episodes 50`).
 
 Held-out tasks are drawn by the env's `sample_task(seed)` for seeds 1000000, 1000001, ... (training data
-uses seeds from 0). For each planner (CEM, gradient descent) the success rate of MPC over the tasks and
-the seconds per plan; a random-actions row (as many env steps as MPC may take) for reference; and the
+uses seeds from 0). For each planner (CEM, gradient descent) the success rate of MPC over the tasks (and over
+each kind of task, where the env's tasks say their "kind") and the seconds per plan; a random-actions row (as
+many env steps as MPC may take) for reference; and the
 paper's numbers beside ours. Two checks of the frozen encoder: a linear probe of the agent's position from
 its patch features, and, in envs that know their free-path distances, how well the planning cost (the
 feature distance to the goal image) ranks positions by their path distance to the goal.
@@ -66,6 +67,15 @@ def plan_tasks(model: DinoWMModel, planner: str, episodes: int, max_plans: int =
         results.append(result)
     plans = sum(r.plans for r in results)
     return float(np.mean([r.success for r in results])), seconds / max(plans, 1), results
+
+
+def success_by_kind(results: list[PlanResult], kinds: list[str | None]) -> dict[str, tuple[int, float]]:
+    """{kind: (number of tasks, success rate)} over the tasks that have a kind, kinds sorted."""
+    by_kind: dict[str, list[bool]] = {}
+    for result, kind in zip(results, kinds, strict=True):
+        if kind is not None:
+            by_kind.setdefault(kind, []).append(result.success)
+    return {kind: (len(wins), float(np.mean(wins))) for kind, wins in sorted(by_kind.items())}
 
 
 def random_success(model: DinoWMModel, episodes: int, steps: int, seed: int = TASK_SEED) -> float:
@@ -152,14 +162,18 @@ def evaluate(model: DinoWMModel, episodes: int = 50, planners: tuple[str, ...] =
     paper's CEM number."""
     dataset = f"{model.config.env_id} tasks (seeds {TASK_SEED}+)"
     settings = {name: (settings or {}).get(name) or {} for name in planners}
+    env = make_env(model)
+    kinds = [env.sample_task(TASK_SEED + i).get("kind") for i in range(episodes)]  # envs may sort tasks in kinds
     metrics = []
     for name in planners:
-        rate, seconds, _ = plan_tasks(model, name, episodes, max_plans, settings[name])
+        rate, seconds, results = plan_tasks(model, name, episodes, max_plans, settings[name])
         beta = settings[name].get("noise_beta")
         label = f"MPC-{name.upper()}" + (f" (noise coloured, beta {beta:g})" if beta else "")
         metrics += [Metric(f"{label} success rate", rate, "success_rate", dataset),
                     Metric(f"{label} seconds per plan", seconds, "seconds", dataset, "s")]
-    env = make_env(model)  # an MPC episode ends at the goal, at the env's episode length or after max_plans plans
+        metrics += [Metric(f"{label} success rate, {count} {kind} tasks", rate, "success_rate", dataset)
+                    for kind, (count, rate) in success_by_kind(results, kinds).items()]
+    # an MPC episode ends at the goal, at the env's episode length or after max_plans plans
     horizon = max((make_planner(name, **settings[name]).horizon for name in planners),
                   default=make_planner("cem").horizon)
     steps = getattr(env, "max_episode_steps", None) or max_plans * horizon * model.config.frame_skip
