@@ -234,6 +234,7 @@ def write_card(folder: Path, model: DinoWMModel, metrics: list[Metric], command:
     from wm_hub.cards import write_model_card
 
     c = model.config
+    success = (make_env(model).goal_reached.__doc__ or "the env's own criterion.").splitlines()[0]
     write_model_card(
         folder, name=folder.name, family="dino_wm", pipeline_tag="robotics",
         summary=(f"DINO-WM (Zhou et al. 2024) on {c.env_id}: a world model in the patch-feature space of a frozen "
@@ -247,6 +248,6 @@ def write_card(folder: Path, model: DinoWMModel, metrics: list[Metric], command:
         dataset=f"wm_hub/dino-wm ({c.env_id})", training=training,
         limitations=("Trained on one simulated env at 64x64 from the trajectories of its recording policy "
                      "(`wm-hub data make`); goals are images of that env. Success is measured in the simulator's "
-                     "state (the agent within the env's success radius of the goal)."),
+                     f"state (`env.goal_reached`: {success.strip()})"),
         config=c.to_diff_dict(), tags=["dino-wm", "planning", "mpc", "cem"],
     )
