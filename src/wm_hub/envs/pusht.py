@@ -85,7 +85,7 @@ class PushTTasks(gym.Env):
         while True:
             start = np.concatenate([rng.integers(50, 450, 2), rng.integers(100, 400, 2), rng.uniform(-np.pi, np.pi, 1)])
             obs, info = self.reset(options={"state": start})
-            first = {"goal": info["state"]}
+            first = {"goal": info["state"]}  # the start as a goal: `goal_reached` measures from it
             policy = PushTExplorationPolicy(int(rng.integers(2**31)))
             actions = []
             for _ in range(GOAL_STEPS):

@@ -1,12 +1,12 @@
 """Evaluation of a DINO-WM by planning (`wm-hub plan NAME --episodes 50`).
 
-Held-out tasks are drawn by the env's `sample_task(seed)` for seeds 1000000, 1000001, ... (training data
-uses seeds from 0). For each planner (CEM, gradient descent) the success rate of MPC over the tasks (and over
-each kind of task, where the env's tasks say their "kind") and the seconds per plan; a random-actions row (as
-many env steps as MPC may take) for reference; and the
-paper's numbers beside ours. Two checks of the frozen encoder: a linear probe of the agent's position from
-its patch features, and, in envs that know their free-path distances, how well the planning cost (the
-feature distance to the goal image) ranks positions by their path distance to the goal.
+Held-out tasks are drawn by the env's `sample_task(seed)` for seeds 1000000, 1000001, ... (training data uses
+seeds from 0). For each planner (CEM, gradient descent) the success rate of MPC over the tasks (and over each
+kind of task, where the env's tasks say their "kind") and the seconds per plan; a random-actions row (as many
+env steps as MPC may take) for reference; and the paper's numbers beside ours. Two checks of the frozen
+encoder: a linear probe of the agent's position from its patch features, and, in envs that know their
+free-path distances, how well the planning cost (the feature distance to the goal image) ranks positions by their
+path distance to the goal.
 """
 
 from __future__ import annotations
@@ -171,8 +171,8 @@ def evaluate(model: DinoWMModel, episodes: int = 50, planners: tuple[str, ...] =
         label = f"MPC-{name.upper()}" + (f" (noise coloured, beta {beta:g})" if beta else "")
         metrics += [Metric(f"{label} success rate", rate, "success_rate", dataset),
                     Metric(f"{label} seconds per plan", seconds, "seconds", dataset, "s")]
-        metrics += [Metric(f"{label} success rate, {count} {kind} tasks", rate, "success_rate", dataset)
-                    for kind, (count, rate) in success_by_kind(results, kinds).items()]
+        metrics += [Metric(f"{label} success rate, {count} {kind} tasks", share, "success_rate", dataset)
+                    for kind, (count, share) in success_by_kind(results, kinds).items()]
     # an MPC episode ends at the goal, at the env's episode length or after max_plans plans
     horizon = max((make_planner(name, **settings[name]).horizon for name in planners),
                   default=make_planner("cem").horizon)
