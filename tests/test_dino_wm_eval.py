@@ -39,6 +39,7 @@ def test_plan_command_reports_success_rates_writes_a_gif_and_the_card(tmp_path, 
     command = ("wm-hub plan dino-wm-tiny --episodes 2 --planner cem gd --max-plans 1 --iterations 2 --samples 20 "
                "--noise-beta 2.0")
     assert command in card.text and "Trained for a test." in card.text
+    assert "(`env.goal_reached`: Whether the agent" in card.text  # the env's own success criterion, in its words
 
 
 def test_demo_plans_a_held_out_task_and_writes_the_gif(tmp_path):
