@@ -6,9 +6,15 @@ import torch
 from huggingface_hub import ModelCard
 
 from wm_hub.cli import main
-from wm_hub.models.dino_wm import evaluation_dino_wm
 from wm_hub.models.dino_wm.configuration_dino_wm import DinoWMConfig
-from wm_hub.models.dino_wm.evaluation_dino_wm import cost_landscape, demo, position_probe, random_success, ridge_r2
+from wm_hub.models.dino_wm.evaluation_dino_wm import (
+    cost_landscape,
+    demo,
+    position_probe,
+    random_success,
+    ridge_r2,
+    success_by_kind,
+)
 from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
 from wm_hub.models.dino_wm.planning_dino_wm import PlanResult
 
@@ -54,9 +60,9 @@ def test_random_actions_rarely_cross_the_wall():
 
 def test_success_by_kind_counts_the_tasks_of_each_kind():
     results = [PlanResult(success=s) for s in (True, False, True, True)]
-    by_kind = evaluation_dino_wm.success_by_kind(results, ["walk", "push", "push", None])
+    by_kind = success_by_kind(results, ["walk", "push", "push", None])
     assert by_kind == {"push": (2, 0.5), "walk": (1, 1.0)}
-    assert evaluation_dino_wm.success_by_kind(results, [None] * 4) == {}
+    assert success_by_kind(results, [None] * 4) == {}
 
 
 def test_plan_needs_an_env(tmp_path, capsys):

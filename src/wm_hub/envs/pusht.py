@@ -31,6 +31,14 @@ GOAL_STEPS = 25  # a task's goal is this many exploration steps from its start (
 SUCCESS_POSITION, SUCCESS_ANGLE = 20.0, np.pi / 9
 
 
+def within_tolerance(state: np.ndarray, goal: np.ndarray) -> bool:
+    """DINO-WM's PushT success between two states (agent x, y, block x, y, angle): the 4-D distance of agent
+    and block positions under 20 units, the block's angle within pi/9."""
+    angle = abs(state[4] - goal[4]) % (2 * np.pi)
+    return bool(np.linalg.norm(state[:4] - goal[:4]) < SUCCESS_POSITION
+                and min(angle, 2 * np.pi - angle) < SUCCESS_ANGLE)
+
+
 class PushTTasks(gym.Env):
     """gym-pusht's PushT (`self.pusht`, unchanged) with relative actions, 64x64 frames, proprio and planning
     tasks. An env holding the package's env, not a `gym.Wrapper`: `gym.make(...).unwrapped` keeps these
@@ -85,16 +93,16 @@ class PushTTasks(gym.Env):
         while True:
             start = np.concatenate([rng.integers(50, 450, 2), rng.integers(100, 400, 2), rng.uniform(-np.pi, np.pi, 1)])
             obs, info = self.reset(options={"state": start})
-            first = {"goal": info["state"]}  # the start as a goal: `goal_reached` measures from it
+            first = info["state"]
             policy = PushTExplorationPolicy(int(rng.integers(2**31)))
             actions = []
             for _ in range(GOAL_STEPS):
                 actions.append(policy(obs, info))
                 obs, _, _, _, info = self.step(actions[-1])
             goal = info["state"]
-            if not self.goal_reached(first, info):
+            if not within_tolerance(goal, first):
                 break
-        still = self.goal_reached(first, {"state": np.concatenate([first["goal"][:2], goal[2:]])})
+        still = within_tolerance(np.concatenate([first[:2], goal[2:]]), first)  # the block alone, agent ignored
         return {"start": start, "goal": goal, "goal_proprio": (goal[:2] / BOARD).astype(np.float32),
                 "actions": np.stack(actions), "kind": "block still" if still else "block moved"}
 
@@ -108,10 +116,7 @@ class PushTTasks(gym.Env):
 
     def goal_reached(self, task: dict[str, Any], info: dict[str, Any]) -> bool:
         """DINO-WM's PushT success: agent and block positions within 20 units, block angle within pi/9."""
-        state, goal = np.asarray(info["state"]), np.asarray(task["goal"])
-        angle = abs(state[4] - goal[4]) % (2 * np.pi)
-        return bool(np.linalg.norm(state[:4] - goal[:4]) < SUCCESS_POSITION
-                    and min(angle, 2 * np.pi - angle) < SUCCESS_ANGLE)
+        return within_tolerance(np.asarray(info["state"]), np.asarray(task["goal"]))
 
 
 class PushTExplorationPolicy(SmoothRandomPolicy):
