@@ -132,8 +132,13 @@ def test_latent_frame_grouping():
                                          dtype=torch.float32) for t in range(9)])[None]
     camera = camera_condition(K, poses, 4, 64, 8)
     assert camera.shape == (1, 3, 24, 8, 8)
-    assert torch.allclose(camera[0, 2, 6:12], plucker_embedding(K[0, 6], poses[0, 6], 64, 8))
+    relative = torch.linalg.inv(poses[0, 0]) @ poses[0, 6]  # frame 6 in the first camera's frame
+    assert torch.allclose(camera[0, 2, 6:12], plucker_embedding(K[0, 6], relative, 64, 8), atol=1e-5)
     assert torch.allclose(camera[0, 0, :6], camera[0, 0, 18:])  # latent frame 0: frame 0 repeated
+    assert torch.allclose(camera[0, 0, :6], plucker_embedding(K[0, 0], torch.eye(4), 64, 8), atol=1e-5)
+    # The same camera path in another world frame (turned and moved) gives the same input
+    turn = torch.as_tensor(look_at(np.array([1.0, -2, 0.5]), np.array([3.0, 1, 0])), dtype=torch.float32)
+    assert torch.allclose(camera_condition(K, turn @ poses, 4, 64, 8), camera, atol=1e-4)
 
 
 @pytest.fixture(scope="module")

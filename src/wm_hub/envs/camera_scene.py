@@ -1,7 +1,8 @@
 """A small 3D scene seen by a moving camera (gymnasium env, 64x64 RGB): the camera-control dataset.
 
 `reset(seed=s)` builds scene `s`: 3-5 axis-aligned boxes of distinct colours (the physics scenes' palette)
-on a two-tone checkered floor under a directional light (Lambert shading, hard shadows, distance fog), and places the
+on a two-tone checkered floor under a directional light (Lambert shading, hard shadows, distance fog), a ridge of
+distant hills on the horizon (so that a turning camera moves the sky's pixels too), and places the
 camera 4.5-7 units from the centre, 1.2-2.5 units up, looking at the centre. The renderer is a ray caster
 of our own in numpy (2x supersampled, box-filtered). The action moves the camera in its own frame:
 (right, up, forward, yaw) in [-1, 1], times 0.25 units and 4 degrees per step (yaw > 0 turns right).
@@ -28,6 +29,7 @@ BACKGROUND_TOP, BACKGROUND_BOTTOM = np.array([40, 44, 52]), np.array([70, 78, 92
 LIGHT = np.array([0.4, -0.5, 0.77]) / np.linalg.norm([0.4, -0.5, 0.77])
 PATHS = ("pan", "orbit", "dolly")
 CHECKER, FOG_DISTANCE = 1.5, 12.0  # floor squares (units); distance over which the floor fades by e
+HILLS = np.array([62, 70, 86])  # the distant hills' colour, between the sky's and the horizon's
 
 
 def intrinsics(size: int = SIZE, fov_degrees: float = FOV_DEGREES) -> np.ndarray:
@@ -90,7 +92,9 @@ class CameraSceneEnv(gym.Env):
         self.lo = np.c_[centres - half[:, :2], np.zeros(count)]
         self.hi = np.c_[centres + half[:, :2], 2 * half[:, 2]]
         tones = rng.uniform(90, 160, size=3)
-        self.floor = np.stack([tones, tones * rng.uniform(0.75, 0.9)])  # two close tones
+        self.floor = np.stack([tones, tones * rng.uniform(0.45, 0.6)])  # a light and a dark tone
+        # The hills' elevation (radians) by azimuth: a few sines of random phase, 1-9 degrees above the horizon
+        self.hills = (rng.uniform(0, 2 * np.pi, size=3), np.deg2rad(rng.uniform(1.0, 2.5, size=3)))
         azimuth, distance = rng.uniform(0, 2 * np.pi), rng.uniform(4.5, 7.0)
         eye = np.array([distance * np.cos(azimuth), distance * np.sin(azimuth), rng.uniform(1.2, 2.5)])
         self.pose = look_at(eye, np.array([0.0, 0.0, 0.3]))
@@ -123,6 +127,10 @@ class CameraSceneEnv(gym.Env):
         # Sky: a vertical gradient by the ray's elevation
         elevation = np.clip(directions[:, 2] * 2 + 0.5, 0, 1)[:, None]
         image = elevation * BACKGROUND_TOP + (1 - elevation) * BACKGROUND_BOTTOM
+        azimuth = np.arctan2(directions[:, 1], directions[:, 0])
+        phases, heights = self.hills
+        ridge = np.deg2rad(5.0) + (heights * np.sin(np.arange(2, 5) * azimuth[:, None] + phases)).sum(axis=-1)
+        image = np.where((np.arcsin(np.clip(directions[:, 2], -1, 1)) < ridge)[:, None], HILLS, image)
         # Floor (z = 0) and boxes: the nearest hit
         with np.errstate(divide="ignore", invalid="ignore"):
             t_floor = np.where(directions[:, 2] < -1e-6, -origin[2] / directions[:, 2], np.inf)

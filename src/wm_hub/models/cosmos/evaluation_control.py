@@ -167,7 +167,8 @@ def write_card(folder, pipe, metrics: list[Metric], command: str, training: str)
     kind, t = control_kind(pipe), pipe.transformer.config
     if kind == "camera":
         control = ("camera control: the Plücker rays (direction, moment) of every frame's pixels, from the "
-                   f"intrinsics and camera-to-world pose, averaged to the {t.sample_size}x{t.sample_size} latent grid "
+                   "intrinsics and the camera-to-world pose relative to the first frame's, averaged to the "
+                   f"{t.sample_size}x{t.sample_size} latent grid "
                    f"({6 * t.frames_per_latent} channels per latent frame), added to the patch tokens by a "
                    "zero-initialised projection; trained on a 3D scene of boxes flown through by pans, orbits and "
                    "dollies")

@@ -8,7 +8,9 @@
 - `camera_condition` and `action_condition` turn per-video-frame cameras and per-step actions into the
   per-latent-frame inputs the transformer takes: latent frame 0 is video frame 0 alone (the causal
   tokenizer's first group), latent frame j >= 1 covers video frames 1 + f(j - 1) .. fj, f the tokenizer's
-  temporal compression (`frames_per_latent`).
+  temporal compression (`frames_per_latent`). Cameras enter relative to the clip's first camera (as CameraCtrl
+  does): frame 0's rays are the same in every clip, and the others say how the camera moved since, whatever the
+  world frame the poses were given in.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ def latent_frame_index(num_frames: int, frames_per_latent: int) -> Tensor:
 def camera_condition(intrinsics: Tensor, poses: Tensor, frames_per_latent: int, image_size: int, grid_size: int
                      ) -> Tensor:
     """Cameras of each video frame, intrinsics `(B, T, 3, 3)` (pixels of `image_size` frames) and camera-to-world
-    poses `(B, T, 4, 4)` -> the transformer's camera input `(B, T', 6 * frames_per_latent, grid, grid)`."""
-    rays = plucker_embedding(intrinsics, poses, image_size, grid_size)  # (B, T, 6, g, g)
+    poses `(B, T, 4, 4)` -> the transformer's camera input `(B, T', 6 * frames_per_latent, grid, grid)`: the rays of
+    the poses in the first camera's frame, `poses[:, :1]^-1 @ poses`."""
+    relative = torch.linalg.inv(poses[:, :1].float()) @ poses.float()
+    rays = plucker_embedding(intrinsics, relative, image_size, grid_size)  # (B, T, 6, g, g)
     index = latent_frame_index(rays.shape[1], frames_per_latent).to(rays.device)
     grouped = rays[:, index]  # (B, T', f, 6, g, g)
     return grouped.flatten(2, 3)

@@ -14,8 +14,8 @@ of their own (the transformer's `conditioning_sigma`) and are flagged by the con
 pipelines. Classifier-free guidance mixes the denoiser's outputs with and without the text.
 
 A transformer fine-tuned for control (`wm_hub.models.cosmos.finetuning_cosmos`) also takes, in Video2World,
-`camera=(K, poses)` (pinhole intrinsics and camera-to-world poses of every generated frame) or `actions` (one
-per step between frames):
+`camera=(K, poses)` (pinhole intrinsics and camera-to-world poses of every generated frame, in any world frame: the
+model sees them relative to the first) or `actions` (one per step between frames):
 
     pipe = Video2WorldPipeline.from_pretrained("cosmos-dit-physics-64-camera")
     video = pipe("", image=first_frame, camera=(K, poses), num_frames=17).frames  # K (3, 3), poses (17, 4, 4)
