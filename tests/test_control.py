@@ -298,6 +298,9 @@ def test_control_evaluation_card_and_demo(parts, tmp_path, capsys, monkeypatch):
     assert card.data.pipeline_tag == "image-to-video" and len(card.data.eval_results) == 17
     assert "fine-tuned on the camera scenes" in card.text
     assert "Plücker" in card.text and "wm-hub eval camera-tiny --data" in card.text
+    namespace: dict = {}
+    exec(card.text.split("```python\n", 1)[1].split("```", 1)[0], namespace)  # the card's usage runs as written
+    assert namespace["video"].shape == (1, 17, 64, 64, 3)
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
     assert "camera-tiny: held-out scene 4000000 from its first frame and camera" in capsys.readouterr().out
     import imageio.v3 as iio

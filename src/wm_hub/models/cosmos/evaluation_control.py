@@ -137,16 +137,21 @@ def evaluate(pipe, dataset, count: int = 64, steps: int = 30) -> list[Metric]:
 USAGE = {
     "camera": """import numpy as np
 from wm_hub import Video2WorldPipeline
-from wm_hub.envs.camera_scene import intrinsics, look_at
+from wm_hub.envs.camera_scene import CameraSceneEnv
 
 pipe = Video2WorldPipeline.from_pretrained("{name}")
-K = intrinsics(64)                                    # (3, 3) pixels of the 64x64 frames
-poses = np.stack([look_at(np.array([6.0 - 0.1 * t, 0.0, 2.0]), np.zeros(3)) for t in range(17)])  # (17, 4, 4)
-video = pipe("", image=first_frame, camera=(K, poses), num_frames=17).frames  # (1, 17, 64, 64, 3) uint8""",
+env = CameraSceneEnv()
+first_frame, info = env.reset(seed=1_000_000)  # (64, 64, 3) uint8: a held-out scene
+K, poses = info["intrinsics"].reshape(3, 3), [info["camera_pose"]]  # (3, 3) pixels; (4, 4) camera-to-world
+for _ in range(16):  # pan right: the env moves its camera by (right, up, forward, yaw) and renders the truth
+    poses.append(env.step(np.array([0, 0, 0, 0.8], np.float32))[4]["camera_pose"])
+video = pipe("", image=first_frame, camera=(K, np.stack(poses)), num_frames=17).frames  # (1, 17, 64, 64, 3) uint8""",
     "action": """import numpy as np
 from wm_hub import Video2WorldPipeline
+from wm_hub.envs.physics import PhysicsEnv
 
 pipe = Video2WorldPipeline.from_pretrained("{name}")
+first_frame, _ = PhysicsEnv(agent="pusher").reset(seed=1_000_000)  # (64, 64, 3) uint8: a held-out scene
 actions = np.tile([[1.0, 0.0]], (16, 1))              # (T - 1, 2): the pusher's velocity, full speed right
 video = pipe("", image=first_frame, actions=actions, num_frames=17).frames  # (1, 17, 64, 64, 3) uint8""",
 }
