@@ -93,7 +93,7 @@ class CameraSceneEnv(gym.Env):
         self.hi = np.c_[centres + half[:, :2], 2 * half[:, 2]]
         tones = rng.uniform(90, 160, size=3)
         self.floor = np.stack([tones, tones * rng.uniform(0.45, 0.6)])  # a light and a dark tone
-        # The hills' elevation (radians) by azimuth: a few sines of random phase, 1-9 degrees above the horizon
+        # The hills' elevation (radians) by azimuth: 5 degrees plus three sines of random phase and 1-2.5 degrees each
         self.hills = (rng.uniform(0, 2 * np.pi, size=3), np.deg2rad(rng.uniform(1.0, 2.5, size=3)))
         azimuth, distance = rng.uniform(0, 2 * np.pi), rng.uniform(4.5, 7.0)
         eye = np.array([distance * np.cos(azimuth), distance * np.sin(azimuth), rng.uniform(1.2, 2.5)])
