@@ -10,7 +10,7 @@ import torch
 
 from tests.conftest import tiny_world_parts
 from wm_hub.envs.camera_scene import MOVE, CameraSceneEnv, intrinsics, look_at, record_camera_clips
-from wm_hub.envs.physics import PhysicsEnv, record_physics_clips
+from wm_hub.envs.physics import FPS, PUSHER_SPEED, PhysicsEnv, record_physics_clips
 from wm_hub.layers.camera import plucker_embedding, plucker_rays
 from wm_hub.models.cosmos.finetuning_cosmos import (
     action_condition,
@@ -100,7 +100,8 @@ def test_pusher_agent():
     start = b["agent_position"].copy()
     for _ in range(2):
         _, _, _, _, b = pusher.step(np.array([0.0, -1.0], np.float32))  # up
-    assert b["agent_position"][1] < start[1] - 10 and abs(b["agent_position"][0] - start[0]) < 1e-3
+    moved = start - b["agent_position"]  # 2 frames at full speed, up
+    assert abs(moved[1] - 2 * PUSHER_SPEED / FPS) < 1e-3 and abs(moved[0]) < 1e-3
     with pytest.raises(ValueError, match=r"pusher's velocity, 2 number"):
         pusher.step(np.zeros(1))
     with pytest.raises(ValueError, match="agent must be one of"):

@@ -5,7 +5,7 @@ colours and shapes fall, bounce, roll, collide, and are pushed by an agent.
 palette, random positions and velocities, and a grey agent. With `agent="paddle"` (the captioned dataset)
 it is a paddle on the floor and the action is its horizontal velocity in [-1, 1] (x 120 px/s); with
 `agent="pusher"` (the action-control dataset) it is a disk (16 px across) that flies anywhere in the scene, and
-the action is its 2-D velocity (x, y) in [-1, 1]^2 (x 120 px/s, y down). Scene `s` has the same objects with either
+the action is its 2-D velocity (x, y) in [-1, 1]^2 (x 45 px/s, y down). Scene `s` has the same objects with either
 agent. `info` holds a caption of what has happened so far ("a red ball falls and bounces; the paddle pushes
 a blue box right"), the per-object states `(x, y, angle, vx, vy)`, the agent's position and the seed.
 """
@@ -30,6 +30,7 @@ SHAPES = ("ball", "box", "triangle")
 BACKGROUND, FLOOR, PADDLE = (40, 44, 52), (120, 110, 100), (150, 150, 150)
 AGENTS = ("paddle", "pusher")
 PUSHER_RADIUS = 8.0  # larger than every object (radius 4.5-7.5): its moves are a large part of each frame
+PUSHER_SPEED = 45.0  # 3 px a frame at full speed: it stays in view for a clip, and a latent frame sees it move
 
 
 class PhysicsEnv(gym.Env):
@@ -124,7 +125,8 @@ class PhysicsEnv(gym.Env):
         if action.shape != self.action_space.shape or not np.all(np.isfinite(action)):
             raise ValueError(f"expected the {self.agent_kind}'s velocity, {self.action_space.shape[0]} number(s) "
                              f"in [-1, 1], got {action.tolist()}")
-        velocity = np.clip(action, -1, 1).astype(np.float64) * PADDLE_SPEED
+        speed = PADDLE_SPEED if self.agent_kind == "paddle" else PUSHER_SPEED
+        velocity = np.clip(action, -1, 1).astype(np.float64) * speed
         (x, y), floor_y = self.agent.position, SIZE - 6
         vx = 0.0 if (x <= 6 and velocity[0] < 0) or (x >= SIZE - 6 and velocity[0] > 0) else float(velocity[0])
         vy = 0.0
