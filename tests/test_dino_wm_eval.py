@@ -46,6 +46,10 @@ def test_plan_command_reports_success_rates_writes_a_gif_and_the_card(tmp_path, 
                "--noise-beta 2.0")
     assert command in card.text and "Trained for a test." in card.text
     assert "(`env.goal_reached`: Whether the agent" in card.text  # the env's own success criterion, in its words
+    # the measured settings go into the config: planners made by name for this model start from them
+    settings = DinoWMConfig.from_pretrained(folder).planner_settings
+    cem = {"iterations": 2, "num_samples": 20, "topk": 2, "noise_beta": 2.0}
+    assert settings == {"cem": cem, "gd": {"iterations": 2}}
 
 
 def test_demo_plans_a_held_out_task_and_writes_the_gif(tmp_path):

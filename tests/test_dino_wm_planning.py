@@ -10,7 +10,7 @@ from wm_hub.envs.wall import WallEnv
 from wm_hub.layers.planners import CEMPlanner, GradientPlanner
 from wm_hub.models.dino_wm.configuration_dino_wm import DinoWMConfig
 from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
-from wm_hub.models.dino_wm.planning_dino_wm import DinoWMPlanner, make_planner
+from wm_hub.models.dino_wm.planning_dino_wm import DinoWMPlanner, make_planner, model_planner
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,17 @@ def test_run_executes_plans_in_the_env(model, task):
     assert result.success == reached(env._info())
     at_goal = planner.run(env, observation, info, goal, max_plans=3, is_success=lambda i: True)
     assert at_goal.success and at_goal.plans == 0 and at_goal.actions.shape == (0, 2)
+
+
+def test_planners_made_by_name_start_from_the_settings_the_card_measured(model):
+    config = DinoWMConfig(**{**model.config.to_dict(), "planner_settings": {"cem": {"noise_beta": 2.0}}})
+    model = DinoWMModel(config)
+    planner = DinoWMPlanner(model, "cem").planner
+    assert planner.noise_beta == 2.0 and planner.substeps == config.frame_skip
+    assert model_planner(model, "cem", {"noise_beta": 0.0, "iterations": 3}).noise_beta == 0.0
+    assert DinoWMPlanner(model, "gd").planner == make_planner("gd")  # no settings for gd: DINO-WM's
+    with pytest.raises(ValueError, match="expected planner_settings"):
+        DinoWMConfig(planner_settings={"mppi": {}})
 
 
 def test_bad_input(model, task):

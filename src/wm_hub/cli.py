@@ -171,6 +171,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """Plan with a DINO-WM in its env over held-out tasks: success rates, a GIF, optionally the card."""
+    from wm_hub.checkpoint import atomic_file
     from wm_hub.hub import load, resolve
     from wm_hub.models.dino_wm import evaluation_dino_wm as evaluation
     from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
@@ -186,7 +187,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         settings = {name: {"iterations": args.iterations} for name in settings}
     if args.samples:
         settings["cem"].update(num_samples=args.samples, topk=max(1, args.samples // 10))
-    if args.noise_beta:
+    if args.noise_beta is not None:
         settings["cem"]["noise_beta"] = args.noise_beta
     metrics = evaluation.evaluate(model, args.episodes, tuple(args.planner), args.max_plans, settings)
     for m in metrics:
@@ -195,9 +196,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(f"wrote {evaluation.plan_gif(model, args.out, folder.name, first, args.max_plans, settings[first])[0]}")
     if args.write_card:
         knobs = "".join(f" --{k} {v}" for k, v in (("iterations", args.iterations), ("samples", args.samples),
-                                                           ("noise-beta", args.noise_beta)) if v)
+                                                           ("noise-beta", args.noise_beta)) if v is not None)
         command = (f"wm-hub plan {folder.name} --episodes {args.episodes} --planner {' '.join(args.planner)} "
                    f"--max-plans {args.max_plans}{knobs}")
+        measured = {name: {**model.config.planner_settings.get(name, {}), **settings[name]} for name in args.planner}
+        model.config.planner_settings = {**model.config.planner_settings, **{k: v for k, v in measured.items() if v}}
+        with atomic_file(folder / "config.json") as tmp:  # planners made by name start from the card's settings
+            model.config.to_json_file(tmp)
         evaluation.write_card(folder, model, metrics, command, Path(args.training_notes).read_text())
         print(f"wrote {folder / 'README.md'}")
     return 0
@@ -269,12 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=50, help="held-out tasks (seeds 1000000+)")
     p.add_argument("--planner", nargs="+", choices=["cem", "gd"], default=["cem", "gd"])
     p.add_argument("--max-plans", type=int, default=10, help="MPC re-plans per task")
-    p.add_argument("--iterations", type=int, default=None, help="planner iterations (default: CEM 30, GD 100)")
-    p.add_argument("--samples", type=int, default=None, help="CEM samples per iteration (default 300; top 10%%)")
+    # Defaults: the settings the model's card measured (its config's planner_settings), else DINO-WM's
+    p.add_argument("--iterations", type=int, default=None, help="planner iterations (else CEM 30, GD 100)")
+    p.add_argument("--samples", type=int, default=None, help="CEM samples per iteration (else 300; top 10%%)")
     p.add_argument("--noise-beta", type=float, default=None,
-                   help="CEM noise coloured along time, power ~ 1/f^beta as in iCEM (default 0: white, DINO-WM's)")
+                   help="CEM noise coloured along time, power ~ 1/f^beta as in iCEM (else 0: white, DINO-WM's)")
     p.add_argument("--out", default="outputs/plan", help="folder for the GIF of a planned episode")
-    p.add_argument("--write-card", action="store_true", help="write the numbers on the checkpoint's card")
+    p.add_argument("--write-card", action="store_true",
+                   help="write the numbers on the checkpoint's card (and the planner settings into its config)")
     p.add_argument("--training-notes", default=None, help="the card's training section (a text file)")
     p.set_defaults(func=cmd_plan)
 

@@ -48,6 +48,9 @@ class DinoWMConfig(PretrainedConfig):
         # terms along an open-loop rollout from each clip's first frame (0: teacher forcing only, DINO-WM's)
         proprio_loss_weight: float = 1.0,
         rollout_loss_weight: float = 0.0,
+        # Planning: the settings the model card measured, by planner ({"cem": {"noise_beta": 2.0}}); a planner
+        # made by name for this model (`DinoWMPlanner(model, "cem")`, `wm-hub plan`, the demo) starts from them
+        planner_settings: dict[str, dict[str, Any]] | None = None,
         **kwargs,
     ) -> None:
         # Imported here: `transformers.Dinov2Config` loads transformers' AutoModel module, which must not
@@ -67,6 +70,12 @@ class DinoWMConfig(PretrainedConfig):
         if len(image_mean) != encoder.num_channels or len(image_std) != encoder.num_channels or min(image_std) <= 0:
             raise ValueError(f"expected image_mean and image_std of {encoder.num_channels} values (std > 0), got "
                              f"{image_mean}, {image_std}")
+        planner_settings = dict(planner_settings or {})
+        if not set(planner_settings) <= {"cem", "gd"} or not all(isinstance(v, dict) for v in
+                                                                planner_settings.values()):
+            raise ValueError(f"expected planner_settings as {{'cem' or 'gd': {{setting: value}}}}, got "
+                             f"{planner_settings}")
+        self.planner_settings = planner_settings
         self.image_mean, self.image_std = list(image_mean), list(image_std)
         self.encoder_config = encoder.to_diff_dict()
         self.encoder_config.pop("transformers_version", None)

@@ -23,7 +23,7 @@ from wm_hub.data.clips import frames_to_tensor, write_gif
 from wm_hub.metrics import rank_correlation
 from wm_hub.models.dino_wm.configuration_dino_wm import DEFAULT_ENCODER
 from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
-from wm_hub.models.dino_wm.planning_dino_wm import DinoWMPlanner, PlanResult, make_planner
+from wm_hub.models.dino_wm.planning_dino_wm import DinoWMPlanner, PlanResult, model_planner
 
 TASK_SEED = 1_000_000
 # DINO-WM (Zhou et al. 2024), success rates of MPC with CEM, per env id.
@@ -59,7 +59,7 @@ def plan_tasks(model: DinoWMModel, planner: str, episodes: int, max_plans: int =
                settings: dict | None = None, seed: int = TASK_SEED) -> tuple[float, float, list[PlanResult]]:
     """MPC over `episodes` held-out tasks -> (success rate, seconds per plan, per-task `PlanResult`s)."""
     env = make_env(model)
-    agent = DinoWMPlanner(model, make_planner(planner, **(settings or {})))
+    agent = DinoWMPlanner(model, model_planner(model, planner, settings))
     results, seconds = [], 0.0
     for i in range(episodes):
         _, result, spent = _plan_task(env, agent, seed + i, max_plans)
@@ -158,8 +158,8 @@ def cost_landscape(model: DinoWMModel, tasks: int = 20, grid: int = 12, seed: in
 
 def evaluate(model: DinoWMModel, episodes: int = 50, planners: tuple[str, ...] = ("cem", "gd"),
              max_plans: int = 10, settings: dict[str, dict] | None = None) -> list[Metric]:
-    """The card's numbers: success rate and seconds per plan for each planner, a random row and the
-    paper's CEM number."""
+    """The card's numbers: success rate and seconds per plan for each planner (the model's card settings updated by
+    `settings[name]`), a random row and the paper's CEM number."""
     dataset = f"{model.config.env_id} tasks (seeds {TASK_SEED}+)"
     settings = {name: (settings or {}).get(name) or {} for name in planners}
     env = make_env(model)
@@ -167,15 +167,15 @@ def evaluate(model: DinoWMModel, episodes: int = 50, planners: tuple[str, ...] =
     metrics = []
     for name in planners:
         rate, seconds, results = plan_tasks(model, name, episodes, max_plans, settings[name])
-        beta = settings[name].get("noise_beta")
+        beta = getattr(model_planner(model, name, settings[name]), "noise_beta", 0)
         label = f"MPC-{name.upper()}" + (f" (noise coloured, beta {beta:g})" if beta else "")
         metrics += [Metric(f"{label} success rate", rate, "success_rate", dataset),
                     Metric(f"{label} seconds per plan", seconds, "seconds", dataset, "s")]
         metrics += [Metric(f"{label} success rate, {count} {kind} tasks", share, "success_rate", dataset)
                     for kind, (count, share) in success_by_kind(results, kinds).items()]
     # an MPC episode ends at the goal, at the env's episode length or after max_plans plans
-    horizon = max((make_planner(name, **settings[name]).horizon for name in planners),
-                  default=make_planner("cem").horizon)
+    horizon = max((model_planner(model, name, settings[name]).horizon for name in planners),
+                  default=model_planner(model, "cem").horizon)
     steps = getattr(env, "max_episode_steps", None) or max_plans * horizon * model.config.frame_skip
     metrics.append(Metric(f"random actions success rate ({steps} steps)", random_success(model, episodes, steps),
                           "success_rate", dataset))
@@ -198,15 +198,15 @@ def plan_gif(model: DinoWMModel, out_dir: str | Path, name: str, planner: str = 
              settings: dict | None = None) -> tuple[Path, PlanResult]:
     """Plan the first held-out task and write the executed frames, each beside the goal image, as a GIF;
     returns its path and the episode's `PlanResult`."""
-    agent = DinoWMPlanner(model, make_planner(planner, **(settings or {})))
+    agent = DinoWMPlanner(model, model_planner(model, planner, settings))
     goal, result, _ = _plan_task(make_env(model), agent, TASK_SEED, max_plans)
     frames = [np.concatenate([frame, goal], axis=1) for frame in result.frames]
     return write_gif(frames, Path(out_dir) / f"{name}-{planner}.gif"), result
 
 
 def demo(model: DinoWMModel, out_dir: str | Path, name: str, settings: dict | None = None) -> str:
-    """MPC-CEM (DINO-WM's settings, or `settings`) on the first held-out task, the GIF written; returns a
-    one-line summary."""
+    """MPC-CEM (the settings the model's card measured, updated by `settings`) on the first held-out task, the GIF
+    written; returns a one-line summary."""
     path, result = plan_gif(model, out_dir, name, settings=settings)
     outcome = "reached the goal" if result.success else "did not reach the goal"
     return (f"{name}: MPC-CEM {outcome} of a held-out {model.config.env_id} task in {len(result.frames) - 1} env "

@@ -22,7 +22,7 @@ from wm_hub.layers.planners import CEMPlanner, CostFn, GradientPlanner, mpc
 from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
 from wm_hub.pipeline_utils import ImageInput, preprocess_images
 
-__all__ = ["DinoWMPlanner", "PlanResult", "make_planner"]
+__all__ = ["DinoWMPlanner", "PlanResult", "make_planner", "model_planner"]
 
 PLANNERS = {"cem": CEMPlanner, "gd": GradientPlanner}
 
@@ -32,6 +32,12 @@ def make_planner(name: str, **settings) -> CEMPlanner | GradientPlanner:
     if name not in PLANNERS:
         raise ValueError(f"unknown planner {name!r}; expected one of {sorted(PLANNERS)}")
     return PLANNERS[name](**settings)
+
+
+def model_planner(model: DinoWMModel, name: str, settings: dict | None = None) -> CEMPlanner | GradientPlanner:
+    """Planner `name` with the settings the model's card measured (`config.planner_settings[name]`), updated by
+    `settings`."""
+    return make_planner(name, **{**model.config.planner_settings.get(name, {}), **(settings or {})})
 
 
 @dataclass
@@ -46,14 +52,15 @@ class PlanResult:
 
 
 class DinoWMPlanner:
-    """MPC with a `DinoWMModel` in a gymnasium env whose observations are frames: `execute` model steps of each
-    plan (None: all of them) run before re-planning; `proprio_weight` weighs the proprio distance in the cost
+    """MPC with a `DinoWMModel` in a gymnasium env whose observations are frames: `planner` is a planner or a name
+    (`model_planner`: with the settings the model's card measured); `execute` model steps of each plan (None: all
+    of them) run before re-planning; `proprio_weight` weighs the proprio distance in the cost
     (1, DINO-WM's Wall setting)."""
 
     def __init__(self, model: DinoWMModel, planner: CEMPlanner | GradientPlanner | str = "cem",
                  execute: int | None = None, proprio_weight: float = 1.0) -> None:
         self.model = model.eval()
-        planner = make_planner(planner) if isinstance(planner, str) else planner
+        planner = model_planner(model, planner) if isinstance(planner, str) else planner
         if isinstance(planner, CEMPlanner):  # coloured CEM noise runs along env steps: frame_skip per model step
             planner = replace(planner, substeps=model.config.frame_skip)
         self.planner = planner
