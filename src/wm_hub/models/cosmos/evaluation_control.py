@@ -157,12 +157,10 @@ video = pipe("", image=first_frame, actions=actions, num_frames=17).frames  # (1
 }
 
 
-LIMITS = {
-    "camera": ("Its tokenizer is `cosmos-tokenizer-cv4x8x8-physics` fine-tuned on the camera scenes, while the base "
-               "model keeps the 2D physics one: part of the gain over the base model is the new domain, the "
-               "swapped-camera rows measure the camera control alone."),
-    "action": "The tokenizer is the base model's, trained on the 2D physics scenes without the pusher.",
-}
+LIMITS = {kind: (f"Its tokenizer is `cosmos-tokenizer-cv4x8x8-physics` fine-tuned on {frames}, while the base model "
+                 f"keeps the 2D physics one: part of the gain over the base model is the new domain, the "
+                 f"swapped-{kind} rows measure the {kind} control alone.")
+          for kind, frames in (("camera", "the camera scenes"), ("action", "the pusher clips"))}
 
 
 def write_card(folder, pipe, metrics: list[Metric], command: str, training: str) -> None:
