@@ -95,7 +95,9 @@ def test_pusher_agent():
     paddle, pusher = PhysicsEnv(), PhysicsEnv(agent="pusher")
     _, a = paddle.reset(seed=7)
     _, b = pusher.reset(seed=7)
-    assert np.array_equal(a["object_states"], b["object_states"])  # the same scene, another agent
+    assert [o["name"] for o in paddle.objects] == [o["name"] for o in pusher.objects]  # the same scene, another agent
+    speeds = np.hypot(*b["object_states"].reshape(-1, 5)[:, 3:5].T)
+    assert speeds.max() < 5 and not np.array_equal(a["object_states"], b["object_states"])  # come to rest first
     assert pusher.action_space.shape == (2,) and "paddle_x" not in b
     start = b["agent_position"].copy()
     for _ in range(2):

@@ -5,8 +5,9 @@ colours and shapes fall, bounce, roll, collide, and are pushed by an agent.
 palette, random positions and velocities, and a grey agent. With `agent="paddle"` (the captioned dataset)
 it is a paddle on the floor and the action is its horizontal velocity in [-1, 1] (x 120 px/s); with
 `agent="pusher"` (the action-control dataset) it is a disk (16 px across) that flies anywhere in the scene, and
-the action is its 2-D velocity (x, y) in [-1, 1]^2 (x 45 px/s, y down). Scene `s` has the same objects with either
-agent. `info` holds a caption of what has happened so far ("a red ball falls and bounces; the paddle pushes
+the action is its 2-D velocity (x, y) in [-1, 1]^2 (x 45 px/s, y down); a pusher scene starts once its objects
+have come to rest (`PUSHER_SETTLE_STEPS`), so that what moves after the first frame is what the actions do. Scene
+`s` has the same objects with either agent. `info` holds a caption of what has happened so far ("a red ball falls and bounces; the paddle pushes
 a blue box right"), the per-object states `(x, y, angle, vx, vy)`, the agent's position and the seed.
 """
 
@@ -31,6 +32,7 @@ BACKGROUND, FLOOR, PADDLE = (40, 44, 52), (120, 110, 100), (150, 150, 150)
 AGENTS = ("paddle", "pusher")
 PUSHER_RADIUS = 8.0  # larger than every object (radius 4.5-7.5): its moves are a large part of each frame
 PUSHER_SPEED = 45.0  # 3 px a frame at full speed: it stays in view for a clip, and a latent frame sees it move
+PUSHER_SETTLE_STEPS = 45  # frames simulated before a pusher scene starts (3 s: 99% of objects under 2 px/s)
 
 
 class PhysicsEnv(gym.Env):
@@ -98,7 +100,13 @@ class PhysicsEnv(gym.Env):
             self._add_agent_shape(pymunk.Circle(self.agent, PUSHER_RADIUS))
         self.events: list[str] = []
         self._contacts: set[tuple[int, int]] = set()
-        space.add_default_collision_handler().begin = self._on_contact
+        space.add_default_collision_handler().begin = self._on_contact  # before any contact exists
+        if self.agent_kind == "pusher":  # the objects come to rest: after this, only the pusher moves them
+            for _ in range(PUSHER_SETTLE_STEPS * SUBSTEPS):
+                space.step(1.0 / (FPS * SUBSTEPS))
+            self.events, self._contacts = [], set()
+            for obj in self.objects:
+                obj["start"], obj["bounces"] = tuple(obj["body"].position), 0
         self.steps = 0
         return self._frame(), self._info()
 
