@@ -7,8 +7,9 @@ it is a paddle on the floor and the action is its horizontal velocity in [-1, 1]
 `agent="pusher"` (the action-control dataset) it is a disk (16 px across) that flies anywhere in the scene, and
 the action is its 2-D velocity (x, y) in [-1, 1]^2 (x 45 px/s, y down); a pusher scene starts once its objects
 have come to rest (`PUSHER_SETTLE_STEPS`), so that what moves after the first frame is what the actions do. Scene
-`s` has the same objects with either agent. `info` holds a caption of what has happened so far ("a red ball falls and bounces; the paddle pushes
-a blue box right"), the per-object states `(x, y, angle, vx, vy)`, the agent's position and the seed.
+`s` has the same objects with either agent. `info` holds a caption of what has happened so far ("a red ball falls
+and bounces; the paddle pushes a blue box right"), the per-object states `(x, y, angle, vx, vy)`, the agent's
+position and the seed.
 """
 
 from __future__ import annotations
