@@ -4,6 +4,8 @@ per-latent-frame grouping, extending a DiT (it starts as the base model), LoRA m
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -270,42 +272,49 @@ def test_resimulation_reproduces_the_clips():
             assert torch.allclose(poses, batch["camera_pose"].view(2, 5, 4, 4), atol=1e-6)
 
 
-def test_control_evaluation_card_and_demo(parts, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("kind", ["camera", "action"])
+def test_control_evaluation_card_and_demo(parts, tmp_path, capsys, monkeypatch, kind):
     from huggingface_hub import ModelCard
 
     from wm_hub.cli import main
     from wm_hub.data import save_dataset
+    from wm_hub.models.cosmos.evaluation_control import LIMITS
 
     cards = tmp_path / "model_cards"
     Video2WorldPipeline(**parts).save_pretrained(cards / "cosmos-dit-physics-64")  # the base model
-    tuned = extend_for_control(parts["transformer"], camera=True)
-    perturb(tuned, "camera_embed")
-    Video2WorldPipeline(**{**parts, "transformer": tuned}).save_pretrained(cards / "camera-tiny")
-    for name in ("cosmos-dit-physics-64", "camera-tiny"):  # shipped: a folder with a card
-        (cards / name / "README.md").write_text("---\nlibrary_name: wm_hub\n---\nA tiny test model.\n")
-    save_dataset(record_camera_clips(3, seed=1_000_000, frames=17), tmp_path / "eval")
+    name = f"{kind}-tiny"
+    if kind == "camera":
+        tuned, clips = extend_for_control(parts["transformer"], camera=True), record_camera_clips
+    else:
+        tuned = extend_for_control(parts["transformer"], action_dim=2)
+        clips = functools.partial(record_physics_clips, agent="pusher")
+    perturb(tuned, f"{kind}_embed")
+    Video2WorldPipeline(**{**parts, "transformer": tuned}).save_pretrained(cards / name)
+    for folder in ("cosmos-dit-physics-64", name):  # shipped: a folder with a card
+        (cards / folder / "README.md").write_text("---\nlibrary_name: wm_hub\n---\nA tiny test model.\n")
+    save_dataset(clips(3, seed=1_000_000, frames=17), tmp_path / "eval")
     notes = tmp_path / "notes.md"
     notes.write_text("Random weights.")
     monkeypatch.setenv("WM_HUB_MODEL_CARDS", str(cards))
     capsys.readouterr()
-    assert main(["eval", "camera-tiny", "--data", str(tmp_path / "eval"), "--count", "3", "--write-card",
+    what = {"camera": "camera", "action": "actions"}[kind]
+    assert main(["eval", name, "--data", str(tmp_path / "eval"), "--count", "3", "--write-card",
                  "--training-notes", str(notes)]) == 0
     out = capsys.readouterr().out
-    for name in ("Video2World with the clip's camera PSNR, 8 frames", "base model (cosmos-dit-physics-64), same "
-                 "first frame SSIM, 16 frames", "PSNR gain over the base model, 8 frames",
-                 "another clip's camera: PSNR against the simulation of them, 8 frames",
-                 "another clip's camera: PSNR against the clip's own frames, 16 frames",
-                 "reconstruction PSNR of its tokenizer (the ceiling)", "copy the first frame PSNR, 8 frames"):
-        assert name in out
-    card = ModelCard.load(cards / "camera-tiny" / "README.md")
+    for row in (f"Video2World with the clip's {what} PSNR, 8 frames", "base model (cosmos-dit-physics-64), same "
+                "first frame SSIM, 16 frames", "PSNR gain over the base model, 8 frames",
+                f"another clip's {what}: PSNR against the simulation of them, 8 frames",
+                f"another clip's {what}: PSNR against the clip's own frames, 16 frames",
+                "reconstruction PSNR of its tokenizer (the ceiling)", "copy the first frame PSNR, 8 frames"):
+        assert row in out
+    card = ModelCard.load(cards / name / "README.md")
     assert card.data.pipeline_tag == "image-to-video" and len(card.data.eval_results) == 17
-    assert "fine-tuned on the camera scenes" in card.text
-    assert "Plücker" in card.text and "wm-hub eval camera-tiny --data" in card.text
+    assert LIMITS[kind] in card.text and f"wm-hub eval {name} --data" in card.text
     namespace: dict = {}
     exec(card.text.split("```python\n", 1)[1].split("```", 1)[0], namespace)  # the card's usage runs as written
     assert namespace["video"].shape == (1, 17, 64, 64, 3)
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
-    assert "camera-tiny: held-out scene 4000000 from its first frame and camera" in capsys.readouterr().out
+    assert f"{name}: held-out scene 4000000 from its first frame and {what}" in capsys.readouterr().out
     import imageio.v3 as iio
 
-    assert iio.imread(tmp_path / "demo" / "camera-tiny.gif", index=None).shape == (17, 256, 768, 3)
+    assert iio.imread(tmp_path / "demo" / f"{name}.gif", index=None).shape == (17, 256, 768, 3)
