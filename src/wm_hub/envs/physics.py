@@ -103,13 +103,17 @@ class PhysicsEnv(gym.Env):
         self._contacts: set[tuple[int, int]] = set()
         space.add_default_collision_handler().begin = self._on_contact  # before any contact exists
         if self.agent_kind == "pusher":  # the objects come to rest: after this, only the pusher moves them
-            for _ in range(PUSHER_SETTLE_STEPS * SUBSTEPS):
-                space.step(1.0 / (FPS * SUBSTEPS))
+            self._simulate(PUSHER_SETTLE_STEPS)
             self.events, self._contacts = [], set()
             for obj in self.objects:
                 obj["start"], obj["bounces"] = tuple(obj["body"].position), 0
         self.steps = 0
         return self._frame(), self._info()
+
+    def _simulate(self, frames: int) -> None:
+        """Advance the physics by `frames` frames (`SUBSTEPS` engine steps each)."""
+        for _ in range(frames * SUBSTEPS):
+            self.space.step(1.0 / (FPS * SUBSTEPS))
 
     def _add_agent_shape(self, shape) -> None:  # noqa: ANN001 - a pymunk shape
         shape.elasticity, shape.friction, shape.collision_type = 0.2, 1.0, 2
@@ -143,8 +147,7 @@ class PhysicsEnv(gym.Env):
             top, bottom = PUSHER_RADIUS + 1, floor_y - PUSHER_RADIUS - 1
             vy = 0.0 if (y <= top and velocity[1] < 0) or (y >= bottom and velocity[1] > 0) else float(velocity[1])
         self.agent.velocity = (vx, vy)
-        for _ in range(SUBSTEPS):
-            self.space.step(1.0 / (FPS * SUBSTEPS))
+        self._simulate(1)
         self.steps += 1
         truncated = self.steps >= self.max_episode_steps
         return self._frame(), 0.0, False, truncated, self._info()
