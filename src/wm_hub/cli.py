@@ -175,6 +175,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from wm_hub.hub import load, resolve
     from wm_hub.models.dino_wm import evaluation_dino_wm as evaluation
     from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
+    from wm_hub.models.dino_wm.planning_dino_wm import planner_settings
 
     if args.write_card and not args.training_notes:
         raise ValueError("--write-card needs --training-notes FILE, the card's training section")
@@ -199,7 +200,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                                                            ("noise-beta", args.noise_beta)) if v is not None)
         command = (f"wm-hub plan {folder.name} --episodes {args.episodes} --planner {' '.join(args.planner)} "
                    f"--max-plans {args.max_plans}{knobs}")
-        measured = {name: {**model.config.planner_settings.get(name, {}), **settings[name]} for name in args.planner}
+        measured = {name: planner_settings(model, name, settings[name]) for name in args.planner}
         model.config.planner_settings = {**model.config.planner_settings, **{k: v for k, v in measured.items() if v}}
         with atomic_file(folder / "config.json") as tmp:  # planners made by name start from the card's settings
             model.config.to_json_file(tmp)

@@ -22,7 +22,7 @@ from wm_hub.layers.planners import CEMPlanner, CostFn, GradientPlanner, mpc
 from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
 from wm_hub.pipeline_utils import ImageInput, preprocess_images
 
-__all__ = ["DinoWMPlanner", "PlanResult", "make_planner", "model_planner"]
+__all__ = ["DinoWMPlanner", "PlanResult", "make_planner", "model_planner", "planner_settings"]
 
 PLANNERS = {"cem": CEMPlanner, "gd": GradientPlanner}
 
@@ -34,10 +34,15 @@ def make_planner(name: str, **settings) -> CEMPlanner | GradientPlanner:
     return PLANNERS[name](**settings)
 
 
-def model_planner(model: DinoWMModel, name: str, settings: dict | None = None) -> CEMPlanner | GradientPlanner:
-    """Planner `name` with the settings the model's card measured (`config.planner_settings[name]`), updated by
+def planner_settings(model: DinoWMModel, name: str, settings: dict | None = None) -> dict:
+    """The settings the model's card measured for planner `name` (`config.planner_settings[name]`), updated by
     `settings`."""
-    return make_planner(name, **{**model.config.planner_settings.get(name, {}), **(settings or {})})
+    return {**model.config.planner_settings.get(name, {}), **(settings or {})}
+
+
+def model_planner(model: DinoWMModel, name: str, settings: dict | None = None) -> CEMPlanner | GradientPlanner:
+    """Planner `name` with `planner_settings(model, name, settings)`."""
+    return make_planner(name, **planner_settings(model, name, settings))
 
 
 @dataclass
