@@ -81,3 +81,23 @@ def tiny_world_parts(num_layers: int = 2, captions: tuple[str, ...] = ("a red ba
         p.data.add_(0.05 * torch.randn_like(p))
     return {"transformer": transformer, "vae": vae, "scheduler": EDMEulerScheduler(sigma_data=1.0),
             "text_encoder": text_encoder, "tokenizer": tokenizer}
+
+
+def tiny_ar_parts(captions: tuple[str, ...] = ("a red ball falls",), max_latent_frames: int = 3) -> dict:
+    """The components of a tiny text-conditioned autoregressive world model pipeline (64x64 frames, 8x8 latent
+    grids, a context of `max_latent_frames` latent frames)."""
+    from transformers import T5EncoderModel
+
+    from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
+    from wm_hub.models.cosmos.configuration_cosmos import WorldARConfig
+    from wm_hub.models.cosmos.modeling_cosmos import WorldARModel
+    from wm_hub.models.cosmos.text_cosmos import build_caption_tokenizer, caption_encoder_config
+
+    torch.manual_seed(0)
+    vae = CausalVideoTokenizer(base_channels=8, channel_multipliers=(1, 2, 2, 2), num_heads=2, quantizer="discrete",
+                               fsq_levels=(4, 3))
+    tokenizer = build_caption_tokenizer(list(captions), model_max_length=16)
+    text_encoder = T5EncoderModel(caption_encoder_config(tokenizer, d_model=16, num_layers=1, num_heads=2))
+    config = WorldARConfig(fsq_levels=(4, 3), latent_height=8, latent_width=8, max_latent_frames=max_latent_frames,
+                           hidden_size=24, num_hidden_layers=1, num_attention_heads=2, cross_attention_dim=16)
+    return {"transformer": WorldARModel(config), "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer}

@@ -1,6 +1,6 @@
 """Camera and action control: Plücker rays against hand-computed ones, the camera scene and the pusher agent,
 per-latent-frame grouping, extending a DiT (it starts as the base model), LoRA merged back, the pipeline's
-`camera=` / `actions=` and its errors, and the control evaluation on tiny parts."""
+`camera=` / `actions=` and its errors, and the control evaluation on tiny parts of both kinds of world model."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import tiny_world_parts
+from tests.conftest import tiny_ar_parts, tiny_world_parts
 from wm_hub.envs.camera_scene import MOVE, CameraSceneEnv, intrinsics, look_at, record_camera_clips
 from wm_hub.envs.physics import FPS, PUSHER_SPEED, PhysicsEnv, record_physics_clips
 from wm_hub.layers.camera import plucker_embedding, plucker_rays
@@ -23,7 +23,7 @@ from wm_hub.models.cosmos.finetuning_cosmos import (
     latent_frame_index,
     merge_lora,
 )
-from wm_hub.models.cosmos.pipeline_cosmos import Video2WorldPipeline
+from wm_hub.models.cosmos.pipeline_cosmos import ARVideo2WorldPipeline, Video2WorldPipeline
 from wm_hub.models.cosmos.transformer_cosmos import WorldTransformer3DModel
 
 
@@ -181,10 +181,11 @@ def test_extended_model_starts_as_the_base(parts):
         extend_for_control(base)
 
 
-def test_action_features_add_the_displacement_since_the_first_frame(parts):
-    model = extend_for_control(parts["transformer"], action_dim=2)
+def test_action_features_add_the_displacement_since_the_first_frame():
+    from wm_hub.layers.control import action_features
+
     actions = action_condition(torch.arange(16.0).view(1, 8, 2), 4)  # (1, 3, 8): 9 frames, 2-D actions
-    features = model._action_features(actions)
+    features = action_features(actions, 4)
     assert features.shape == (1, 3, 4, 4)
     assert torch.equal(features[..., :2].flatten(1), actions.flatten(1))  # each frame's action ...
     displacement = torch.cat([torch.zeros(4, 2), torch.arange(16.0).view(8, 2)]).cumsum(0) / 4
@@ -245,15 +246,15 @@ def test_control_inputs_from_clips(parts):
     clips = ClipDataset(record_camera_clips(2, frames=5), clip_len=5)
     batch = default_collate([clips[0], clips[1]])
     model = extend_for_control(parts["transformer"], camera=True)
-    control = control_inputs(batch, model, 64)
+    control = control_inputs(batch, model, 64, 8)
     assert list(control) == ["camera"] and control["camera"].shape == (2, 2, 24, 8, 8)
     pushes = ClipDataset(record_physics_clips(2, frames=5, agent="pusher"), clip_len=5)
     batch = default_collate([pushes[0], pushes[1]])
-    control = control_inputs(batch, extend_for_control(parts["transformer"], action_dim=2), 64)
+    control = control_inputs(batch, extend_for_control(parts["transformer"], action_dim=2), 64, 8)
     assert control["actions"].shape == (2, 2, 8)
     assert torch.equal(control["actions"][:, 1].view(2, 4, 2), batch["actions"][:, :4, 0])
     with pytest.raises(ValueError, match="takes 3-D actions, the data has 2-D ones"):
-        control_inputs(batch, extend_for_control(parts["transformer"], action_dim=3), 64)
+        control_inputs(batch, extend_for_control(parts["transformer"], action_dim=3), 64, 8)
 
 
 def test_resimulation_reproduces_the_clips():
@@ -272,25 +273,31 @@ def test_resimulation_reproduces_the_clips():
             assert torch.allclose(poses, batch["camera_pose"].view(2, 5, 4, 4), atol=1e-6)
 
 
+@pytest.mark.parametrize("family", ["diffusion", "autoregressive"])
 @pytest.mark.parametrize("kind", ["camera", "action"])
-def test_control_evaluation_card_and_demo(parts, tmp_path, capsys, monkeypatch, kind):
+def test_control_evaluation_card_and_demo(parts, tmp_path, capsys, monkeypatch, kind, family):
     from huggingface_hub import ModelCard
 
     from wm_hub.cli import main
     from wm_hub.data import save_dataset
-    from wm_hub.models.cosmos.evaluation_control import LIMITS
+    from wm_hub.models.cosmos.evaluation_control import BASES, TOKENIZERS
 
     cards = tmp_path / "model_cards"
-    Video2WorldPipeline(**parts).save_pretrained(cards / "cosmos-dit-physics-64")  # the base model
+    if family == "diffusion":
+        pipeline, base_parts = Video2WorldPipeline, parts
+    else:  # a context of 5 latent frames: the 17 frames evaluated
+        pipeline, base_parts = ARVideo2WorldPipeline, tiny_ar_parts(max_latent_frames=5)
+    base_name = BASES[family]
+    pipeline(**base_parts).save_pretrained(cards / base_name)  # the base model
     name = f"{kind}-tiny"
     if kind == "camera":
-        tuned, clips = extend_for_control(parts["transformer"], camera=True), record_camera_clips
+        tuned, clips = extend_for_control(base_parts["transformer"], camera=True), record_camera_clips
     else:
-        tuned = extend_for_control(parts["transformer"], action_dim=2)
+        tuned = extend_for_control(base_parts["transformer"], action_dim=2)
         clips = functools.partial(record_physics_clips, agent="pusher")
     perturb(tuned, f"{kind}_embed")
-    Video2WorldPipeline(**{**parts, "transformer": tuned}).save_pretrained(cards / name)
-    for folder in ("cosmos-dit-physics-64", name):  # shipped: a folder with a card
+    pipeline(**{**base_parts, "transformer": tuned}).save_pretrained(cards / name)
+    for folder in (base_name, name):  # shipped: a folder with a card
         (cards / folder / "README.md").write_text("---\nlibrary_name: wm_hub\n---\nA tiny test model.\n")
     save_dataset(clips(3, seed=1_000_000, frames=17), tmp_path / "eval")
     notes = tmp_path / "notes.md"
@@ -301,7 +308,7 @@ def test_control_evaluation_card_and_demo(parts, tmp_path, capsys, monkeypatch, 
     assert main(["eval", name, "--data", str(tmp_path / "eval"), "--count", "3", "--write-card",
                  "--training-notes", str(notes)]) == 0
     out = capsys.readouterr().out
-    for row in (f"Video2World with the clip's {what} PSNR, 8 frames", "base model (cosmos-dit-physics-64), same "
+    for row in (f"Video2World with the clip's {what} PSNR, 8 frames", f"base model ({base_name}), same "
                 "first frame SSIM, 16 frames", "PSNR gain over the base model, 8 frames",
                 f"another clip's {what}: PSNR against the simulation of them, 8 frames",
                 f"another clip's {what}: PSNR against the clip's own frames, 16 frames",
@@ -309,7 +316,9 @@ def test_control_evaluation_card_and_demo(parts, tmp_path, capsys, monkeypatch, 
         assert row in out
     card = ModelCard.load(cards / name / "README.md")
     assert card.data.pipeline_tag == "image-to-video" and len(card.data.eval_results) == 17
-    assert LIMITS[kind] in card.text and f"wm-hub eval {name} --data" in card.text
+    assert f"wm-hub eval {name} --data" in card.text and f"`{base_name}` (a Cosmos-style" in card.text
+    assert f"Its tokenizer is `{TOKENIZERS[family]}` fine-tuned on" in card.text
+    assert f"the swapped-{kind} rows measure the {kind} control alone" in card.text
     namespace: dict = {}
     exec(card.text.split("```python\n", 1)[1].split("```", 1)[0], namespace)  # the card's usage runs as written
     assert namespace["video"].shape == (1, 17, 64, 64, 3)

@@ -174,3 +174,76 @@ def test_evaluation_and_card(tmp_path):
     card = (folder / "README.md").read_text()
     assert "autoregressive world model" in card and "teacher-forced next-token accuracy" in card
     assert "continued held-out scene" in evaluation_cosmos.demo(pipe, tmp_path / "gif", "ar")
+
+
+def test_control_inputs_start_at_zero_and_reach_the_token_each_position_predicts():
+    from wm_hub.models.cosmos.finetuning_cosmos import extend_for_control
+
+    base = tiny()
+    model = extend_for_control(base, camera=True, action_dim=2, frames_per_latent=2).eval()
+    tokens = ids(B=3, L=24)  # 4 latent frames of 2x3 tokens
+    actions, camera = torch.randn(3, 4, 4), torch.randn(3, 4, 12, 2, 3)
+    with torch.no_grad():  # zero-initialised: the extended model predicts exactly as the base
+        torch.testing.assert_close(model(tokens, use_cache=False, actions=actions, camera=camera).logits,
+                                   base(tokens, use_cache=False).logits)
+        for p in (*model.action_embed.parameters(), *model.camera_embed.parameters()):
+            p.normal_(std=0.3)
+        full = model(tokens, use_cache=False, actions=actions, camera=camera).logits
+        # With the KV cache, step by step, the same logits: positions keep their controls
+        out = model(tokens[:, :7], actions=actions, camera=camera)
+        step = model(tokens[:, 7:13], cache=out.cache, actions=actions, camera=camera)
+        torch.testing.assert_close(step.logits, full[:, 7:13], rtol=1e-4, atol=1e-5)
+        # Position 5 (the last of latent frame 0) predicts the first token of latent frame 1: it sees frame 1's
+        # actions, and frame 2's actions reach no position before 11
+        changed = actions.clone()
+        changed[:, 1] += 1
+        moved = model(tokens, use_cache=False, actions=changed, camera=camera).logits
+        assert torch.equal(moved[:, :5], full[:, :5]) and not torch.allclose(moved[:, 5], full[:, 5])
+        changed = actions.clone()
+        changed[:, 2] += 1
+        moved = model(tokens, use_cache=False, actions=changed, camera=camera).logits
+        assert torch.equal(moved[:, :11], full[:, :11]) and not torch.allclose(moved[:, 11], full[:, 11])
+    # generate() passes the controls on at every step: greedy decoding by hand agrees
+    with torch.no_grad():
+        generated = model.generate(tokens[:, :6], max_new_tokens=12, do_sample=False, actions=actions, camera=camera)
+        by_hand = tokens[:, :6]
+        for _ in range(12):
+            logits = model(by_hand, use_cache=False, actions=actions, camera=camera).logits[:, -1]
+            by_hand = torch.cat([by_hand, logits.argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(generated, by_hand)
+
+
+def test_control_inputs_bad_input():
+    from wm_hub.models.cosmos.finetuning_cosmos import extend_for_control
+
+    model = extend_for_control(tiny(), action_dim=2, frames_per_latent=2)
+    tokens = ids(B=1, L=24)
+    with pytest.raises(ValueError, match="controls for 3 latent frames do not cover the sequence's 4"):
+        model(tokens, use_cache=False, actions=torch.zeros(1, 3, 4))
+    with pytest.raises(ValueError, match=r"expected actions \(B, T, frames_per_latent \* action_dim\) = \(B, T, 4\)"):
+        model(tokens, use_cache=False, actions=torch.zeros(1, 4, 3))
+    with pytest.raises(ValueError, match="takes no camera input: fine-tune it for camera control first"):
+        model(tokens, use_cache=False, camera=torch.zeros(1, 4, 12, 2, 3))
+    with pytest.raises(ValueError, match="takes no actions: fine-tune it for action control first"):
+        tiny()(tokens, use_cache=False, actions=torch.zeros(1, 4, 4))
+
+
+def test_ar_pipeline_takes_actions_within_its_context():
+    from wm_hub.models.cosmos.finetuning_cosmos import extend_for_control
+    from wm_hub.models.cosmos.pipeline_cosmos import ARVideo2WorldPipeline
+
+    plain = tiny_pipeline()
+    model = extend_for_control(plain.transformer, action_dim=2)
+    for p in model.action_embed.parameters():
+        p.data.normal_(std=0.5)
+    pipe = ARVideo2WorldPipeline(transformer=model, vae=plain.vae)
+    image = torch.rand(1, 3, 16, 16) * 2 - 1
+    run = {"image": image, "num_frames": 9, "do_sample": False, "output_type": "pt"}
+    left, right = (pipe(**run, actions=np.tile(a, (8, 1))).frames for a in ([-1.0, 0.0], [1.0, 0.0]))
+    assert left.shape == (1, 9, 3, 16, 16) and not torch.equal(left, right)
+    with pytest.raises(ValueError, match=r"with camera or actions, num_frames can be at most 9 \(the model's context"):
+        pipe(image=image, num_frames=13, actions=np.zeros((12, 2)))
+    with pytest.raises(ValueError, match=r"expected actions \(T - 1, 2\) or \(B, T - 1, 2\) with T = num_frames = 9"):
+        pipe(**run, actions=np.zeros((9, 2)))
+    with pytest.raises(ValueError, match="takes no actions: load one fine-tuned for action control"):
+        plain(**run, actions=np.zeros((8, 2)))

@@ -1,20 +1,24 @@
-"""Fine-tune the diffusion world model for control, as Cosmos post-trains its world models: the shared code of
-`finetune_camera.py` (Plücker camera rays) and `finetune_action.py` (per-step actions).
+"""Fine-tune a Cosmos-style world model for control, as Cosmos post-trains its world models: the shared code of
+`finetune_camera.py` (Plücker camera rays) and `finetune_action.py` (per-step actions), for the diffusion model
+(a `Video2WorldPipeline` base) and the autoregressive one (an `ARVideo2WorldPipeline` base).
 
     wm-hub data make camera --num-clips 1000 --workers 2 --out data/camera-train
     accelerate launch training/finetune_camera.py --base cosmos-dit-physics-64 --data data/camera-train
 
     wm-hub data make physics --agent pusher --frames 17 --num-clips 1000 --out data/push-train
     accelerate launch training/finetune_action.py --base cosmos-dit-physics-64 --data data/push-train
+    accelerate launch training/finetune_action.py --config training/configs/cosmos_ar_action.yaml   # autoregressive
 
-The base pipeline's transformer is extended with the control input (its new layers start at zero, so training
+The base pipeline's world model is extended with the control input (its new layers start at zero, so training
 starts from the base model's behaviour); with `lora_rank` > 0 the base weights stay frozen and LoRA adapters
-(peft) learn the change, the new layers in full; with 0 every transformer weight is trained. The tokenizer and
-the text encoder stay frozen; `tokenizer` in the config (or `--tokenizer`) swaps the base pipeline's for another
-with the same latent shape, e.g. one fine-tuned on the new domain's frames, and the written pipeline keeps it.
-Clips are encoded once by the tokenizer (kept beside the run with their cameras / actions). Every clip is trained
-as Video2World from its first latent frame (`edm` in the config). Resumes with `--resume`; ends by writing
-`<output_dir>/pipeline` (adapters merged), a `Video2WorldPipeline` folder.
+(peft) learn the change, the new layers in full; with 0 every weight of the world model is trained. The tokenizer
+and the text encoder stay frozen; `tokenizer` in the config (or `--tokenizer`) swaps the base pipeline's for
+another with the same latents, e.g. one fine-tuned on the new domain's frames, and the written pipeline keeps it.
+Clips are encoded once by the tokenizer (kept beside the run with their cameras / actions). The diffusion model
+trains every clip as Video2World from its first latent frame (`edm` in the config); the autoregressive one
+predicts every token after the first `ar.context_frames` latent frames, each position told the control of the
+token it predicts. Resumes with `--resume`; ends by writing `<output_dir>/pipeline` (adapters merged), a
+pipeline folder of the base's kind.
 """
 
 from __future__ import annotations
@@ -22,31 +26,44 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import train_cosmos_ar
+import train_cosmos_dit
 from accelerate import PartialState
-from train_cosmos_dit import TextConditionedDenoiser, make_step
 
 from wm_hub.data import ClipDataset, EncodedClips, encoder_key
+from wm_hub.hub import load
 from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
 from wm_hub.models.cosmos.finetuning_cosmos import add_lora, control_inputs, extend_for_control, merge_lora
-from wm_hub.models.cosmos.pipeline_cosmos import Video2WorldPipeline
+from wm_hub.models.cosmos.pipeline_cosmos import ARVideo2WorldPipeline, Video2WorldPipeline
 from wm_hub.trainer import add_run_arguments, load_yaml, run_config, train, write_snapshot_card
 
 # The clip items each control is trained on (kept with the encoded clips)
 CONTROLS = {"camera": ("intrinsics", "camera_pose"), "action": ("actions",)}
 
 
-def swap_tokenizer(base: Video2WorldPipeline, folder: str | None) -> CausalVideoTokenizer:
-    """The base pipeline's tokenizer, or the one in `folder` if given (checked against the transformer's latents)."""
+def swap_tokenizer(base, folder: str | None) -> CausalVideoTokenizer:
+    """The base pipeline's tokenizer, or the one in `folder` if given (checked against the world model's latents)."""
     if folder is None:
         return base.vae
     vae = CausalVideoTokenizer.from_pretrained(folder)
-    new, old = vae.config, base.vae.config
-    found = (new.latent_channels, new.temporal_compression, new.spatial_compression, new.quantizer)
-    expected = (old.latent_channels, old.temporal_compression, old.spatial_compression, old.quantizer)
-    if found != expected:
-        raise ValueError(f"tokenizer {folder} gives (channels, temporal, spatial compression, quantizer) {found}; "
-                         f"the base transformer was trained on {expected}")
+
+    def latents(c) -> tuple:
+        return (c.latent_channels, c.temporal_compression, c.spatial_compression, c.quantizer, tuple(c.fsq_levels))
+
+    if latents(vae.config) != latents(base.vae.config):
+        raise ValueError(f"tokenizer {folder} gives (channels, temporal, spatial compression, quantizer, FSQ levels) "
+                         f"{latents(vae.config)}; the base world model was trained on {latents(base.vae.config)}")
     return vae
+
+
+def load_base(name: str) -> Video2WorldPipeline | ARVideo2WorldPipeline:
+    """The base pipeline: a diffusion world model (as a `Video2WorldPipeline`) or an autoregressive one."""
+    pipe = load(name)
+    if isinstance(pipe, ARVideo2WorldPipeline):
+        return pipe
+    if not hasattr(pipe, "scheduler"):
+        raise ValueError(f"{name} is not a Cosmos-style world model pipeline (diffusion or autoregressive)")
+    return Video2WorldPipeline(**pipe.components)
 
 
 def main(control: str, argv: list[str] | None = None) -> int:
@@ -68,45 +85,69 @@ def main(control: str, argv: list[str] | None = None) -> int:
     train_config = run_config(config["train"], args)
     data = args.data or config["data"]["train"]
     state = PartialState()
-    base = Video2WorldPipeline.from_pretrained(args.base or config["base"])
+    base = load_base(args.base or config["base"])
+    ar = isinstance(base, ARVideo2WorldPipeline)
     clips = ClipDataset(data, clip_len=config["clip_len"], in_memory=True)
     if control == "camera" and not {"intrinsics", "camera_pose"} <= set(clips.data.column_names):
         raise ValueError(f"{data} has no cameras (intrinsics, camera_pose): make it with `wm-hub data make camera`")
     vae = swap_tokenizer(base, args.tokenizer or config.get("tokenizer")).to(state.device)
     frames_per_latent = vae.config.temporal_compression
     if control == "camera":
-        transformer = extend_for_control(base.transformer, camera=True, frames_per_latent=frames_per_latent)
+        world = extend_for_control(base.transformer, camera=True, frames_per_latent=frames_per_latent)
     else:
-        transformer = extend_for_control(base.transformer, action_dim=int(clips[0]["actions"].shape[-1]),
-                                         frames_per_latent=frames_per_latent)
+        world = extend_for_control(base.transformer, action_dim=int(clips[0]["actions"].shape[-1]),
+                                   frames_per_latent=frames_per_latent)
+    encode = vae.tokenize if ar else (lambda video: vae.encode(video).latent_dist.mode())
     with state.main_process_first():
-        latents = EncodedClips(clips, lambda video: vae.encode(video).latent_dist.mode(), device=state.device,
+        latents = EncodedClips(clips, encode, device=state.device,
                                cache=Path(train_config.output_dir) / "latents.safetensors",
                                key=encoder_key(vae, data, clips.clip_len), extras=extras)
     vae.to("cpu")
     rank = config["lora_rank"] if args.lora_rank is None else args.lora_rank
-    text_encoder = base.text_encoder.requires_grad_(False)
-    image_size = base.image_size
-    step_fn = make_step(base.tokenizer, base.scheduler, config["edm"], transformer.config.conditioning_sigma,
-                        train_config.seed, control=lambda batch: control_inputs(batch, transformer, image_size))
-    model = TextConditionedDenoiser(add_lora(transformer, rank) if rank else transformer, text_encoder)
+    text_encoder = base.text_encoder.requires_grad_(False) if base.text_encoder is not None else None
+    image_size, grid_size = base.image_size, base.latent_size
+
+    def controls(batch: dict) -> dict:
+        return control_inputs(batch, world, image_size, grid_size)
+
+    trainable = add_lora(world, rank) if rank else world
+    if ar:
+        section = config["ar"]
+        step_fn = train_cosmos_ar.make_step(section["context_frames"], world.config.tokens_per_frame, base.tokenizer,
+                                            section.get("caption_dropout", 1.0), train_config.seed, control=controls)
+        model = train_cosmos_ar.TextConditionedAR(trainable, text_encoder) if text_encoder is not None else trainable
+    else:
+        step_fn = train_cosmos_dit.make_step(base.tokenizer, base.scheduler, config["edm"],
+                                             world.config.conditioning_sigma, train_config.seed, control=controls)
+        model = train_cosmos_dit.TextConditionedDenoiser(trainable, text_encoder)
     model = train(model, latents, step_fn, train_config, resume=args.resume)
 
     if not state.is_main_process:
         return 0
     out = Path(train_config.output_dir) / "pipeline"
-    pipe = Video2WorldPipeline(transformer=merge_lora(model.transformer), vae=vae, scheduler=base.scheduler,
-                               text_encoder=text_encoder, tokenizer=base.tokenizer)
+    if ar:
+        trained = merge_lora(model.model if text_encoder is not None else model)
+    else:
+        trained = merge_lora(model.transformer)
+    if ar:
+        pipe = ARVideo2WorldPipeline(transformer=trained, vae=vae, text_encoder=text_encoder, tokenizer=base.tokenizer)
+    else:
+        pipe = Video2WorldPipeline(transformer=trained, vae=vae, scheduler=base.scheduler, text_encoder=text_encoder,
+                                   tokenizer=base.tokenizer)
     pipe.save_pretrained(out)
-    how = f"LoRA rank {rank} on the frozen base weights" if rank else "every transformer weight trained"
+    how = f"LoRA rank {rank} on the frozen base weights" if rank else "every weight of the world model trained"
+    kind, cls = ("ar", "ARVideo2WorldPipeline") if ar else ("dit", "Video2WorldPipeline")
+    metric, label, metric_kind = ("perplexity", "next-token perplexity", "perplexity") if ar else \
+        ("latent_mse", "latent MSE", "mse")
     write_snapshot_card(
-        out, train_config, script=f"training/finetune_{control}.py", argv=argv, metric="latent_mse",
-        label="latent MSE", kind="mse", dataset=data, name=f"cosmos-dit-{control}-snapshot", family="cosmos",
+        out, train_config, script=f"training/finetune_{control}.py", argv=argv, metric=metric, label=label,
+        kind=metric_kind, dataset=data, name=f"cosmos-{kind}-{control}-snapshot", family="cosmos",
         pipeline_tag="image-to-video",
-        summary=f"Cosmos-style DiT world model fine-tuned for {control} control ({how}), training snapshot.",
-        usage=f"from wm_hub import Video2WorldPipeline\npipe = Video2WorldPipeline.from_pretrained('{out}')",
+        summary=(f"Cosmos-style {'autoregressive' if ar else 'DiT'} world model fine-tuned for {control} control "
+                 f"({how}), training snapshot."),
+        usage=f"from wm_hub import {cls}\npipe = {cls}.from_pretrained('{out}')",
         limitations="Training-set numbers only; the evaluated release card reports held-out numbers.",
-        config={"transformer": dict(pipe.transformer.config)},
+        config={"transformer": pipe.transformer.config.to_diff_dict() if ar else dict(pipe.transformer.config)},
     )
     print(f"wrote {out}")
     return 0

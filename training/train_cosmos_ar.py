@@ -44,28 +44,33 @@ class TextConditionedAR(nn.Module):
         super().__init__()
         self.model, self.text_encoder = model, text_encoder
 
-    def forward(self, input_ids: Tensor, labels: Tensor, text_ids: Tensor, text_mask: Tensor) -> Tensor:
+    def forward(self, input_ids: Tensor, labels: Tensor, text_ids: Tensor, text_mask: Tensor, **control: Tensor
+                ) -> Tensor:
         text = self.text_encoder(input_ids=text_ids, attention_mask=text_mask).last_hidden_state
         return self.model(input_ids, labels=labels, encoder_hidden_states=text, encoder_attention_mask=text_mask,
-                          use_cache=False, logits_to_keep=1).loss
+                          use_cache=False, logits_to_keep=1, **control).loss
 
 
-def make_step(context_frames: int, tokens_per_frame: int, tokenizer=None, caption_dropout: float = 0.0, seed: int = 0):
+def make_step(context_frames: int, tokens_per_frame: int, tokenizer=None, caption_dropout: float = 0.0, seed: int = 0,
+              control=None):
     """The training step on batches of token ids `(B, T', h, w)` (and captions): score every token after
-    `context_frames` latent frames."""
+    `context_frames` latent frames. `control(batch)`, if given, returns the model's control inputs (camera /
+    actions) for the batch (fine-tuning for control)."""
     rng = torch.Generator().manual_seed(seed)
 
     def step(model: nn.Module, batch: dict) -> dict:
         ids = batch["latents"].flatten(1)  # (B, T' * h * w)
         labels = ids.clone()
         labels[:, : context_frames * tokens_per_frame] = -100
+        extra = {k: v.to(ids.device) for k, v in control(batch).items()} if control is not None else {}
         if tokenizer is None:
-            loss = model(ids, labels=labels, use_cache=False, logits_to_keep=1).loss
+            loss = model(ids, labels=labels, use_cache=False, logits_to_keep=1, **extra).loss
         else:
             keep = torch.rand(ids.shape[0], generator=rng) >= caption_dropout
-            captions = [c if k else "" for c, k in zip(batch["caption"], keep.tolist(), strict=True)]
+            captions = [c if k else "" for c, k in zip(batch.get("caption", [""] * len(ids)), keep.tolist(),
+                                                       strict=True)]
             text = tokenizer(captions, padding="max_length", truncation=True, return_tensors="pt").to(ids.device)
-            loss = model(ids, labels, text["input_ids"], text["attention_mask"])
+            loss = model(ids, labels, text["input_ids"], text["attention_mask"], **extra)
         return {"loss": loss, "perplexity": loss.detach().exp()}
 
     return step

@@ -34,6 +34,12 @@ class WorldARConfig(PretrainedConfig):
         mlp_ratio: float = 4.0,
         # Text conditioning (training stage 2): the width of the text encoder's states, None for none
         cross_attention_dim: int | None = None,
+        # Control (fine-tuning, `wm_hub.models.cosmos.finetuning_cosmos`): Plücker camera rays and/or per-step
+        # actions of `action_dim` (0: none); each latent frame gets those of its `frames_per_latent` video frames
+        # (the tokenizer's temporal compression)
+        camera_conditioning: bool = False,
+        action_dim: int = 0,
+        frames_per_latent: int = 4,
         use_cache: bool = True,
         **kwargs,
     ) -> None:
@@ -47,6 +53,8 @@ class WorldARConfig(PretrainedConfig):
         self.hidden_size, self.num_hidden_layers = hidden_size, num_hidden_layers
         self.num_attention_heads, self.mlp_ratio = num_attention_heads, mlp_ratio
         self.cross_attention_dim, self.use_cache = cross_attention_dim, use_cache
+        self.camera_conditioning, self.action_dim = bool(camera_conditioning), int(action_dim)
+        self.frames_per_latent = int(frames_per_latent)
         kwargs.setdefault("is_decoder", True)
         super().__init__(**kwargs)
 

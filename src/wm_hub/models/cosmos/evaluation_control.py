@@ -1,10 +1,12 @@
-"""Evaluation of diffusion world models fine-tuned for control (`wm-hub eval cosmos-dit-physics-64-camera --data
-data/camera-eval`, `... -action --data data/push-eval`), on held-out scenes (seeds 1000000+).
+"""Evaluation of world models fine-tuned for control (`wm-hub eval cosmos-dit-physics-64-camera --data
+data/camera-eval`, `... -action --data data/push-eval`, `wm-hub eval cosmos-ar-physics-64-action --data
+data/push-eval`), diffusion or autoregressive, on held-out scenes (seeds 1000000+).
 
 - Video2World from each clip's first frame with the clip's cameras / actions: PSNR / SSIM of the first 8 and 16
-  generated frames against the rendered ones, beside the base model (`cosmos-dit-physics-64`) given the same
-  first frame (and the same empty prompt and noise), which cannot know where the camera or the agent goes, and
-  beside copying the first frame (what a model that ignored the controls and the motion would score).
+  generated frames against the rendered ones, beside the base model (`cosmos-dit-physics-64` or
+  `cosmos-ar-physics-64`) given the same first frame (and the same empty prompt and noise or sampling seed), which
+  cannot know where the camera or the agent goes, and beside copying the first frame (what a model that ignored
+  the controls and the motion would score).
 - Swapped controls: each clip gets the next clip's camera moves / actions, and the simulator renders what those
   do in this clip's scene. A model that follows the controls is closer to that rendering than to the clip's own
   continuation.
@@ -25,12 +27,41 @@ from wm_hub.cards import Metric
 from wm_hub.data import ClipDataset, frames_to_tensor, tensor_to_frames, write_gif
 from wm_hub.data.clips import sample_clips
 from wm_hub.metrics import psnr, ssim
-from wm_hub.models.cosmos.evaluation_cosmos import DIT_NAME as BASE_NAME
-from wm_hub.models.cosmos.evaluation_cosmos import reconstruction_scores
+from wm_hub.models.cosmos.evaluation_cosmos import DIT_NAME, reconstruction_scores
 from wm_hub.models.cosmos.finetuning_cosmos import clip_actions, clip_cameras
+from wm_hub.models.cosmos.pipeline_cosmos import ARVideo2WorldPipeline, Video2WorldPipeline
 
 DATASETS = {"camera": "wm_hub/camera-eval (scenes 1000000+)", "action": "wm_hub/physics-push-eval (scenes 1000000+)"}
 WHAT = {"camera": "camera", "action": "actions"}
+# The base model each kind of world model is fine-tuned from, and the tokenizer its fine-tuned tokenizer started as
+BASES = {"diffusion": DIT_NAME, "autoregressive": "cosmos-ar-physics-64"}
+TOKENIZERS = {"diffusion": "cosmos-tokenizer-cv4x8x8-physics", "autoregressive": "cosmos-tokenizer-dv4x8x8-physics"}
+
+
+def model_kind(pipe) -> str:
+    """"autoregressive" or "diffusion": the kind of Cosmos-style world model a pipeline runs."""
+    return "autoregressive" if isinstance(pipe, ARVideo2WorldPipeline) else "diffusion"
+
+
+def load_base(pipe):
+    """The base model `pipe`'s world model was fine-tuned from, as the same kind of Video2World pipeline."""
+    from wm_hub.hub import load
+
+    base = load(BASES[model_kind(pipe)])
+    return base if isinstance(base, ARVideo2WorldPipeline) else Video2WorldPipeline(**base.components)
+
+
+def continue_clips(pipe, first: Tensor, num_frames: int, seed: int = 0, steps: int = 30, **control) -> Tensor:
+    """Video2World from the first frames `(B, 1, 3, H, W)` with an empty prompt: `(B, num_frames, 3, H, W)` in
+    [-1, 1]; a diffusion model samples `steps` steps from noise seeded by `seed`, an autoregressive one samples its
+    tokens (transformers' defaults) seeded by it."""
+    generator = torch.Generator().manual_seed(seed)
+    if isinstance(pipe, ARVideo2WorldPipeline):
+        prompt = [""] * len(first) if pipe.text_encoder is not None else None
+        return pipe(video=first, prompt=prompt, num_frames=num_frames, generator=generator, output_type="pt",
+                    **control).frames
+    return pipe([""] * len(first), video=first, num_frames=num_frames, num_inference_steps=steps,
+                generator=generator, output_type="pt", **control).frames
 
 
 def control_kind(pipe) -> str | None:
@@ -78,8 +109,7 @@ def control_scores(pipe, base, dataset, count: int, steps: int = 30, seed: int =
     rows: dict[str, list[Tensor]] = {}
 
     def generate(p, first: Tensor, **control) -> Tensor:
-        return p([""] * len(first), video=first, num_frames=clip_len, num_inference_steps=steps,
-                 generator=torch.Generator().manual_seed(seed), output_type="pt", **control).frames
+        return continue_clips(p, first, clip_len, seed, steps, **control)
 
     def score(name: str, video: Tensor, target: Tensor) -> None:
         for n in (8, 16):
@@ -105,16 +135,13 @@ def control_scores(pipe, base, dataset, count: int, steps: int = 30, seed: int =
 
 def evaluate(pipe, dataset, count: int = 64, steps: int = 30) -> list[Metric]:
     """The control card's numbers (see the module docstring)."""
-    from wm_hub.hub import load
-    from wm_hub.models.cosmos.pipeline_cosmos import Video2WorldPipeline
-
     kind = control_kind(pipe)
-    base = Video2WorldPipeline(**load(BASE_NAME).components)
+    base = load_base(pipe)
     s = control_scores(pipe, base, dataset, count, steps)
     data, what = DATASETS[kind], WHAT[kind]
     metrics = []
     for name, label in (("fine-tuned", f"Video2World with the clip's {what}"),
-                        ("base", f"base model ({BASE_NAME}), same first frame")):
+                        ("base", f"base model ({BASES[model_kind(pipe)]}), same first frame")):
         for n in (8, 16):
             metrics.append(Metric(f"{label} PSNR, {n} frames", s[f"{name} PSNR {n}"], "psnr", data, "dB"))
             metrics.append(Metric(f"{label} SSIM, {n} frames", s[f"{name} SSIM {n}"], "ssim", data))
@@ -136,67 +163,84 @@ def evaluate(pipe, dataset, count: int = 64, steps: int = 30) -> list[Metric]:
 
 USAGE = {
     "camera": """import numpy as np
-from wm_hub import Video2WorldPipeline
+from wm_hub import {cls}
 from wm_hub.envs.camera_scene import CameraSceneEnv
 
-pipe = Video2WorldPipeline.from_pretrained("{name}")
+pipe = {cls}.from_pretrained("{name}")
 env = CameraSceneEnv()
 first_frame, info = env.reset(seed=1_000_000)  # (64, 64, 3) uint8: a held-out scene
 K, poses = info["intrinsics"].reshape(3, 3), [info["camera_pose"]]  # (3, 3) pixels; (4, 4) camera-to-world
 for _ in range(16):  # pan right: the env moves its camera by (right, up, forward, yaw) and renders the truth
     poses.append(env.step(np.array([0, 0, 0, 0.8], np.float32))[4]["camera_pose"])
-video = pipe("", image=first_frame, camera=(K, np.stack(poses)), num_frames=17).frames  # (1, 17, 64, 64, 3) uint8""",
+video = {call}camera=(K, np.stack(poses)), num_frames=17).frames  # (1, 17, 64, 64, 3) uint8""",
     "action": """import numpy as np
-from wm_hub import Video2WorldPipeline
+from wm_hub import {cls}
 from wm_hub.envs.physics import PhysicsEnv
 
-pipe = Video2WorldPipeline.from_pretrained("{name}")
+pipe = {cls}.from_pretrained("{name}")
 first_frame, _ = PhysicsEnv(agent="pusher").reset(seed=1_000_000)  # (64, 64, 3) uint8: a held-out scene
 actions = np.tile([[1.0, 0.0]], (16, 1))              # (T - 1, 2): the pusher's velocity, full speed right
-video = pipe("", image=first_frame, actions=actions, num_frames=17).frames  # (1, 17, 64, 64, 3) uint8""",
+video = {call}actions=actions, num_frames=17).frames  # (1, 17, 64, 64, 3) uint8""",
 }
+# How each kind of pipeline is called (the prompt stays empty) and named
+CALLS = {"diffusion": ("Video2WorldPipeline", 'pipe("", image=first_frame, '),
+         "autoregressive": ("ARVideo2WorldPipeline", 'pipe(image=first_frame, prompt="", ')}
+TRAINED_ON = {"camera": "trained on a 3D scene of boxes flown through by pans, orbits and dollies",
+              "action": "trained on physics scenes where a pusher disk moves by recorded 2-D velocities"}
+FRAMES = {"camera": "the camera scenes", "action": "the pusher clips"}
 
 
-LIMITS = {kind: (f"Its tokenizer is `cosmos-tokenizer-cv4x8x8-physics` fine-tuned on {frames}, while the base model "
-                 f"keeps the 2D physics one: part of the gain over the base model is the new domain, the "
-                 f"swapped-{kind} rows measure the {kind} control alone.")
-          for kind, frames in (("camera", "the camera scenes"), ("action", "the pusher clips"))}
+def control_text(pipe) -> str:
+    """What the card says the control is and how it enters the world model."""
+    kind, t, ar = control_kind(pipe), pipe.transformer.config, model_kind(pipe) == "autoregressive"
+    if kind == "camera":
+        side = pipe.latent_size
+        how = ("projected per grid cell by a zero-initialised linear layer and added to the input of the position "
+               "that predicts that cell's token" if ar else
+               "added to the patch tokens by a zero-initialised projection")
+        return ("camera control: the Plücker rays (direction, moment) of every frame's pixels, from the intrinsics "
+                "and the camera-to-world pose relative to the first frame's, averaged to the "
+                f"{side}x{side} latent grid ({6 * t.frames_per_latent} channels per latent frame), {how}; "
+                + TRAINED_ON[kind])
+    how = ("added to the inputs of the positions that predict that latent frame's tokens" if ar else
+           "added to the frame's noise-level embedding (which modulates every block)")
+    return (f"action control: the {t.action_dim}-D actions into each latent frame's {t.frames_per_latent} video "
+            "frames, each beside the running sum of the actions since the first frame, embedded by an MLP with a "
+            f"zero-initialised output and {how}; " + TRAINED_ON[kind])
 
 
 def write_card(folder, pipe, metrics: list[Metric], command: str, training: str) -> None:
     """Write a control-fine-tuned world model's card into `folder`."""
     from wm_hub.cards import write_model_card
 
-    kind, t = control_kind(pipe), pipe.transformer.config
-    if kind == "camera":
-        control = ("camera control: the Plücker rays (direction, moment) of every frame's pixels, from the "
-                   "intrinsics and the camera-to-world pose relative to the first frame's, averaged to the "
-                   f"{t.sample_size}x{t.sample_size} latent grid "
-                   f"({6 * t.frames_per_latent} channels per latent frame), added to the patch tokens by a "
-                   "zero-initialised projection; trained on a 3D scene of boxes flown through by pans, orbits and "
-                   "dollies")
+    kind, t, family = control_kind(pipe), pipe.transformer.config, model_kind(pipe)
+    cls, call = CALLS[family]
+    if family == "autoregressive":
+        what = "autoregressive world model over FSQ tokens"
+        scope = (f"with controls, at most its context of {t.max_latent_frames} latent frames "
+                 f"({1 + (t.max_latent_frames - 1) * pipe.frame_groups} frames); the prompt stays empty (captions "
+                 "were dropped throughout fine-tuning)")
+        config = t.to_diff_dict()
     else:
-        control = (f"action control: the {t.action_dim}-D actions into each latent frame's {t.frames_per_latent} "
-                   "video frames, each beside the running sum of the actions since the first frame, embedded by an "
-                   "MLP with a zero-initialised output and added to the frame's noise-level embedding (which "
-                   "modulates every block); trained on physics scenes where a pusher disk moves by recorded 2-D "
-                   "velocities")
+        what, scope, config = "DiT world model", "Text2World is not what it was tuned for", dict(t)
     write_model_card(
         folder,
         name=folder.name,
         family="cosmos",
         pipeline_tag="image-to-video",
-        summary=(f"`{BASE_NAME}` (a Cosmos-style DiT world model) fine-tuned for {control}. "
-                 f"`Video2WorldPipeline` takes the first frame and the {WHAT[kind]} of every step."),
+        summary=(f"`{BASES[family]}` (a Cosmos-style {what}) fine-tuned for {control_text(pipe)}. "
+                 f"`{cls}` takes the first frame and the {WHAT[kind]} of every step."),
         metrics=metrics,
         command=command,
-        usage=USAGE[kind].format(name=folder.name),
+        usage=USAGE[kind].format(name=folder.name, cls=cls, call=call),
         dataset=DATASETS[kind].split(" ")[0],
         training=training,
-        limitations=("Toy scale, 64x64, one synthetic domain. Video2World from one frame, 17 frames (the length it "
-                     "was fine-tuned on); Text2World is not what it was tuned for. " + LIMITS[kind]),
-        config={"transformer": dict(t)},
-        tags=["cosmos", "world-model", "diffusion", "video-to-video", f"{kind}-control"],
+        limitations=(f"Toy scale, 64x64, one synthetic domain. Video2World from one frame, 17 frames (the length it "
+                     f"was fine-tuned on); {scope}. Its tokenizer is `{TOKENIZERS[family]}` fine-tuned on "
+                     f"{FRAMES[kind]}, while the base model keeps the 2D physics one: part of the gain over the base "
+                     f"model is the new domain, the swapped-{kind} rows measure the {kind} control alone."),
+        config={"transformer": config},
+        tags=["cosmos", "world-model", family, "video-to-video", f"{kind}-control"],
     )
 
 
@@ -214,17 +258,13 @@ def held_out_clip(kind: str, clip_len: int) -> dict:
 
 def demo(pipe, out_dir, name: str, steps: int = 30) -> str:
     """A held-out scene continued from its first frame: real | base model | fine-tuned with the controls, as a GIF."""
-    from wm_hub.hub import load
-    from wm_hub.models.cosmos.pipeline_cosmos import Video2WorldPipeline
-
     kind = control_kind(pipe)
     clip_len = pipe.valid_num_frames(17)
     batch = held_out_clip(kind, clip_len)
     first = batch["frames"][:, :1]
-    base = Video2WorldPipeline(**load(BASE_NAME).components)
-    run = {"num_frames": clip_len, "num_inference_steps": steps, "video": first}
-    tuned = pipe("", generator=torch.Generator().manual_seed(0), **run, **control_args(batch, kind)).frames
-    plain = base("", generator=torch.Generator().manual_seed(0), **run).frames
-    panels = np.concatenate([tensor_to_frames(batch["frames"][0]), plain[0], tuned[0]], axis=2)  # (T, H, 3W, C)
+    tuned = continue_clips(pipe, first, clip_len, steps=steps, **control_args(batch, kind))
+    plain = continue_clips(load_base(pipe), first, clip_len, steps=steps)
+    videos = [tensor_to_frames(v[0]) for v in (batch["frames"], plain, tuned)]
+    panels = np.concatenate(videos, axis=2)  # (T, H, 3W, C)
     path = write_gif(panels, Path(out_dir) / f"{name}.gif")
     return f"{name}: held-out scene 4000000 from its first frame and {WHAT[kind]} (real | base | fine-tuned) -> {path}"

@@ -1,8 +1,8 @@
 """Fine-tuning the diffusion world model for control, as Cosmos post-trains its world models: camera poses
 (Plücker rays) or actions.
 
-- `extend_for_control` copies a trained `WorldTransformer3DModel` into one with camera and/or action inputs,
-  whose new layers start at zero (it starts as the base model).
+- `extend_for_control` copies a trained `WorldTransformer3DModel` (diffusion) or `WorldARModel` (autoregressive)
+  into one with camera and/or action inputs, whose new layers start at zero (it starts as the base model).
 - `add_lora` freezes the base weights and trains LoRA adapters (peft) on its linear layers, plus the new
   control layers in full; `merge_lora` folds the adapters back in, for a plain model folder.
 - `camera_condition` and `action_condition` turn per-video-frame cameras and per-step actions into the
@@ -19,7 +19,11 @@ import torch
 from torch import Tensor, nn
 
 from wm_hub.layers.camera import plucker_embedding
+from wm_hub.models.cosmos.configuration_cosmos import WorldARConfig
+from wm_hub.models.cosmos.modeling_cosmos import WorldARModel
 from wm_hub.models.cosmos.transformer_cosmos import WorldTransformer3DModel
+
+WorldModel = WorldTransformer3DModel | WorldARModel
 
 LORA_TARGETS = r".*blocks\.\d+\.(self_attention\.(to_q|to_kv|proj)|cross_attention\.(to_q|to_kv|proj)|mlp\.[02])$"
 CONTROL_LAYERS = ("camera_embed", "action_embed")
@@ -58,25 +62,31 @@ def action_condition(actions: Tensor, frames_per_latent: int) -> Tensor:
     return into[:, index].flatten(2)  # (B, T', f * A); latent frame 0: frame 0's zeros
 
 
-def extend_for_control(base: WorldTransformer3DModel, camera: bool = False, action_dim: int = 0,
-                       frames_per_latent: int | None = None) -> WorldTransformer3DModel:
-    """A float32 copy of `base` with camera and/or action inputs added (zero-initialised: it computes what `base`
-    does); `frames_per_latent` defaults to the base config's (set it to the tokenizer's temporal compression)."""
+def extend_for_control(base: WorldModel, camera: bool = False, action_dim: int = 0,
+                       frames_per_latent: int | None = None) -> WorldModel:
+    """A float32 copy of `base` (the diffusion or the autoregressive world model) with camera and/or action inputs
+    added (zero-initialised: it computes what `base` does); `frames_per_latent` defaults to the base config's (set
+    it to the tokenizer's temporal compression)."""
     if not camera and not action_dim:
         raise ValueError("nothing to add: ask for camera=True and/or action_dim > 0")
-    config = {k: v for k, v in dict(base.config).items() if not k.startswith("_")}
+    ar = isinstance(base, WorldARModel)
+    config = base.config.to_dict() if ar else {k: v for k, v in dict(base.config).items() if not k.startswith("_")}
     config.update(camera_conditioning=camera or config.get("camera_conditioning", False),
                   action_dim=action_dim or config.get("action_dim", 0))
     if frames_per_latent is not None:
         config["frames_per_latent"] = frames_per_latent
-    model = WorldTransformer3DModel(**config)
+    if ar:
+        config.pop("dtype", None)  # a float32 model, whatever the base was saved in
+        model = WorldARModel(WorldARConfig(**config))
+    else:
+        model = WorldTransformer3DModel(**config)
     missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
     if unexpected or any(not name.startswith(CONTROL_LAYERS) for name in missing):
         raise ValueError(f"the base model does not fit: missing {missing}, unexpected {unexpected}")
     return model
 
 
-def add_lora(model: WorldTransformer3DModel, rank: int, alpha: float | None = None) -> nn.Module:
+def add_lora(model: WorldModel, rank: int, alpha: float | None = None) -> nn.Module:
     """Freeze `model` but for LoRA adapters of rank `rank` on every block's attention and MLP layers and, in
     full, its control layers; returns the peft model (call it as `model`)."""
     from peft import LoraConfig, get_peft_model
@@ -88,8 +98,8 @@ def add_lora(model: WorldTransformer3DModel, rank: int, alpha: float | None = No
     return get_peft_model(model, config)
 
 
-def merge_lora(model: nn.Module) -> WorldTransformer3DModel:
-    """The plain transformer of a model from `add_lora` with its adapters merged into the weights (or the model
+def merge_lora(model: nn.Module) -> WorldModel:
+    """The plain world model of a model from `add_lora` with its adapters merged into the weights (or the model
     itself when it has none)."""
     return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
 
@@ -107,12 +117,13 @@ def clip_actions(batch: dict) -> Tensor:
     return batch["actions"][:, :-1, 0]
 
 
-def control_inputs(batch: dict, transformer: WorldTransformer3DModel, image_size: int) -> dict[str, Tensor]:
-    """The transformer's control inputs from a batch of clips of `1 + k * frames_per_latent` frames: `camera` from
-    `clip_cameras`, `actions` from `clip_actions`."""
-    c, out = transformer.config, {}
+def control_inputs(batch: dict, model: WorldModel, image_size: int, grid_size: int) -> dict[str, Tensor]:
+    """The world model's control inputs from a batch of clips of `1 + k * frames_per_latent` frames of
+    `image_size` pixels, on a `grid_size` latent grid: `camera` from `clip_cameras`, `actions` from
+    `clip_actions`."""
+    c, out = model.config, {}
     if c.camera_conditioning:
-        out["camera"] = camera_condition(*clip_cameras(batch), c.frames_per_latent, image_size, c.sample_size)
+        out["camera"] = camera_condition(*clip_cameras(batch), c.frames_per_latent, image_size, grid_size)
     if c.action_dim:
         actions = clip_actions(batch)
         if actions.shape[-1] != c.action_dim:

@@ -8,6 +8,13 @@ their positions while generation appends. Blocks are pre-norm: causal self-atten
 (training stage 2, as in Cosmos), and an MLP. Embeddings and head are factorised over the FSQ levels
 (see `WorldARConfig`): the training loss is the sum of the per-level cross-entropies, which equals the
 cross-entropy over the whole codebook under that factorised distribution.
+
+Control (fine-tuning, `wm_hub.models.cosmos.finetuning_cosmos`): with `camera_conditioning`, the Plücker rays of
+the `frames_per_latent` video frames of each latent frame (`6 * frames_per_latent` channels on the latent grid)
+are projected per grid cell; with `action_dim`, the actions into those frames (beside their running sum) are
+embedded by an MLP per latent frame. Each position's input gets the control of the token it predicts, the next
+one, so the first token of a latent frame is already predicted knowing where the camera or the agent goes. Both
+new layers start at zero: a model extended from a trained one first predicts exactly as it.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from transformers.cache_utils import Cache
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from wm_hub.layers.attention import Attention, RotaryEmbedding3D
+from wm_hub.layers.control import ActionEmbedding, zero_init
 from wm_hub.layers.st_transformer import FeedForward
 from wm_hub.modeling_utils import WorldModelPreTrainedModel
 from wm_hub.models.cosmos.configuration_cosmos import WorldARConfig
@@ -67,7 +75,17 @@ class WorldARModel(WorldModelPreTrainedModel, GenerationMixin):
         self.blocks = nn.ModuleList(WorldARBlock(config, i) for i in range(config.num_hidden_layers))
         self.norm = nn.LayerNorm(D)
         self.head = nn.Linear(D, sum(config.fsq_levels))  # every level's digit logits, side by side
+        self.camera_embed = self.action_embed = None
+        if config.camera_conditioning:
+            self.camera_embed = nn.Linear(6 * config.frames_per_latent, D)
+        if config.action_dim:
+            self.action_embed = ActionEmbedding(config.action_dim, config.frames_per_latent, D)
         self.post_init()
+        # post_init initialised every layer: the control inputs start at zero again
+        if self.camera_embed is not None:
+            zero_init(self.camera_embed)
+        if self.action_embed is not None:
+            zero_init(self.action_embed[-1])
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -111,8 +129,45 @@ class WorldARModel(WorldModelPreTrainedModel, GenerationMixin):
         hw = c.tokens_per_frame
         return torch.stack([index // hw, (index % hw) // c.latent_width, index % c.latent_width])
 
-    def _hidden(self, input_ids: Tensor, cache: Cache | None, text: Tensor | None, text_mask: Tensor | None
-                ) -> Tensor:
+    def control_embedding(self, start: int, length: int, camera: Tensor | None, actions: Tensor | None
+                          ) -> Tensor | None:
+        """What the controls add to positions `start .. start+length-1`, `(B, length, D)` (None without
+        controls): each position gets the control of the token it predicts. camera `(B, T', 6 * frames_per_latent,
+        h, w)` Plücker rays and actions `(B, T', frames_per_latent * action_dim)` of the sequence's latent frames
+        from position 0 on, as `finetuning_cosmos` groups them; they must cover every given token, and the position
+        after the last covered one (which predicts past the controls) gets none."""
+        c = self.config
+        hw, added, frames = c.tokens_per_frame, [], set()
+        if camera is not None:
+            if self.camera_embed is None:
+                raise ValueError("this model takes no camera input: fine-tune it for camera control first")
+            B, T = camera.shape[:2]
+            if camera.shape[2:] != (6 * c.frames_per_latent, c.latent_height, c.latent_width):
+                raise ValueError(f"expected camera (B, T', 6 * frames_per_latent, h, w) = (B, T', "
+                                 f"{6 * c.frames_per_latent}, {c.latent_height}, {c.latent_width}), got "
+                                 f"{tuple(camera.shape)}")
+            cells = camera.permute(0, 1, 3, 4, 2).reshape(B, T * hw, -1)  # (t, h, w) order, as the tokens
+            added.append(self.camera_embed(cells.to(self.dtype)))
+            frames.add(T)
+        if actions is not None:
+            if self.action_embed is None:
+                raise ValueError("this model takes no actions: fine-tune it for action control first")
+            per_frame = self.action_embed(actions.to(self.dtype))  # (B, T', D)
+            added.append(per_frame.repeat_interleave(hw, dim=1))
+            frames.add(actions.shape[1])
+        if not added:
+            return None
+        if len(frames) > 1:
+            raise ValueError(f"camera and actions cover different numbers of latent frames: {sorted(frames)}")
+        tokens = sum(added)
+        if tokens.shape[1] < start + length:
+            raise ValueError(f"controls for {tokens.shape[1] // hw} latent frames do not cover the sequence's "
+                             f"{-(-(start + length) // hw)}")
+        tokens = F.pad(tokens, (0, 0, 0, 1))  # the last position predicts past the controls: none
+        return tokens[:, start + 1: start + length + 1]
+
+    def _hidden(self, input_ids: Tensor, cache: Cache | None, text: Tensor | None, text_mask: Tensor | None,
+                camera: Tensor | None = None, actions: Tensor | None = None) -> Tensor:
         """Token ids `(B, L)` continuing `cache` (if any) -> final hidden states `(B, L, D)`."""
         if (text is not None) != (self.config.cross_attention_dim is not None):
             raise ValueError(f"this model takes cross_attention_dim={self.config.cross_attention_dim}: pass "
@@ -122,6 +177,9 @@ class WorldARModel(WorldModelPreTrainedModel, GenerationMixin):
         coords = self.coordinates(start, L, input_ids.device)
         digits = self.digits(input_ids)
         x = sum(embed(digits[..., i]) for i, embed in enumerate(self.digit_embeddings))  # (B, L, D)
+        control = self.control_embedding(start, L, camera, actions)
+        if control is not None:
+            x = x + control.to(x.dtype)
         mask = (torch.ones(L, start + L, dtype=torch.bool, device=x.device).tril(diagonal=start)
                 if L > 1 else None)
         text_mask = text_mask.bool() if text_mask is not None else None
@@ -139,18 +197,23 @@ class WorldARModel(WorldModelPreTrainedModel, GenerationMixin):
         encoder_attention_mask: Tensor | None = None,
         labels: Tensor | None = None,
         logits_to_keep: int = 0,
+        camera: Tensor | None = None,
+        actions: Tensor | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
         """`input_ids` `(B, L)` continue the `cache` (if any). `labels` `(B, L)` (-100: not scored) give the
         loss of predicting token i+1 from tokens up to i. `logits_to_keep` > 0 computes codebook logits
         for the last positions only (a `(B, L, vocab_size)` tensor is large: generation keeps 1).
-        `attention_mask` may only mark every token as real: sequences are never padded here."""
+        `attention_mask` may only mark every token as real: sequences are never padded here. `camera` and
+        `actions` (models fine-tuned for control) cover the whole sequence's latent frames, the cached ones
+        included: see `control_embedding`; `generate()` passes them on at every step."""
         if attention_mask is not None and not bool(attention_mask.all()):
             raise ValueError("padded sequences are not supported: give every sequence the same length")
         use_cache = self.config.use_cache if use_cache is None else use_cache
         if use_cache and cache is None:
             cache = DynamicCache()
-        hidden = self._hidden(input_ids, cache if use_cache else None, encoder_hidden_states, encoder_attention_mask)
+        hidden = self._hidden(input_ids, cache if use_cache else None, encoder_hidden_states, encoder_attention_mask,
+                              camera, actions)
         loss = None
         if labels is not None:
             targets = labels[:, 1:]
@@ -164,10 +227,11 @@ class WorldARModel(WorldModelPreTrainedModel, GenerationMixin):
 
     @torch.no_grad()
     def score(self, input_ids: Tensor, encoder_hidden_states: Tensor | None = None,
-              encoder_attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+              encoder_attention_mask: Tensor | None = None, camera: Tensor | None = None,
+              actions: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Teacher-forced next-token negative log-likelihood (nats) and whether the most likely token is the
         right one, for tokens 2..L of `input_ids` `(B, L)`: two `(B, L-1)` tensors."""
-        hidden = self._hidden(input_ids, None, encoder_hidden_states, encoder_attention_mask)
+        hidden = self._hidden(input_ids, None, encoder_hidden_states, encoder_attention_mask, camera, actions)
         targets = self.digits(input_ids[:, 1:])
         per_level = self.level_logits(hidden[:, :-1])
         nll = sum(F.cross_entropy(logits.transpose(1, 2), targets[..., i], reduction="none")

@@ -118,6 +118,51 @@ class _CosmosPipeline(WorldModelPipeline):
                           f"compression: using the first {usable}", stacklevel=3)
         return frames[:, :usable].to(self.device)
 
+    def prepare_control(self, camera: tuple[Any, Any] | None, actions: Any, num_frames: int, batch_size: int
+                        ) -> dict[str, Tensor]:
+        """The world model's control inputs: `camera = (K, poses)`, intrinsics `(3, 3)`, `(T, 3, 3)` or
+        `(B, T, 3, 3)` in pixels of the pipeline's frames and camera-to-world poses (OpenCV axes) `(T, 4, 4)` or
+        `(B, T, 4, 4)`, one per generated frame (T = num_frames, the given ones included); `actions` `(T - 1, A)`
+        or `(B, T - 1, A)`, `actions[k]` leading from frame k to k + 1. Raises if the model takes no such input."""
+        from wm_hub.models.cosmos.finetuning_cosmos import action_condition, camera_condition
+
+        c, out = self.transformer.config, {}
+        if (camera is not None or actions is not None) and c.frames_per_latent != self.frame_groups:
+            raise ValueError(f"the world model groups {c.frames_per_latent} frames per latent frame, the tokenizer "
+                             f"{self.frame_groups}: they were not trained together")
+        if camera is not None:
+            if not c.camera_conditioning:
+                raise ValueError("this model takes no camera: load one fine-tuned for camera control (or fine-tune "
+                                 "it: training/finetune_camera.py)")
+            K, poses = (torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x, dtype=torch.float32)
+                        for x in camera)
+            poses = poses[None] if poses.dim() == 3 else poses
+            if poses.dim() != 4 or poses.shape[1:] != (num_frames, 4, 4):
+                raise ValueError(f"expected camera poses (T, 4, 4) or (B, T, 4, 4) with T = num_frames = {num_frames},"
+                                 f" got {tuple(poses.shape)}")
+            try:
+                K = K.expand(*poses.shape[:2], 3, 3)
+            except RuntimeError as err:
+                raise ValueError(f"expected intrinsics (3, 3), (T, 3, 3) or (B, T, 3, 3) with T = {num_frames}, "
+                                 f"got {tuple(K.shape)}") from err
+            out["camera"] = camera_condition(K, poses, c.frames_per_latent, self.image_size, self.latent_size)
+        if actions is not None:
+            if not c.action_dim:
+                raise ValueError("this model takes no actions: load one fine-tuned for action control (or fine-tune "
+                                 "it: training/finetune_action.py)")
+            a = torch.as_tensor(np.asarray(actions) if not isinstance(actions, Tensor) else actions,
+                                dtype=torch.float32)
+            a = a[None] if a.dim() == 2 else a
+            if a.dim() != 3 or a.shape[1:] != (num_frames - 1, c.action_dim):
+                raise ValueError(f"expected actions (T - 1, {c.action_dim}) or (B, T - 1, {c.action_dim}) with "
+                                 f"T = num_frames = {num_frames}, got {tuple(a.shape)}")
+            out["actions"] = action_condition(a, c.frames_per_latent)
+        for name, value in out.items():
+            if value.shape[0] not in (1, batch_size):
+                raise ValueError(f"got {name} for {value.shape[0]} videos and {batch_size} prompts")
+            out[name] = value.to(self.device).expand(batch_size, *value.shape[1:])
+        return out
+
 
 class _WorldPipeline(_CosmosPipeline):
     """What Text2World and Video2World share: the guided EDM sampling loop with conditioning latents."""
@@ -144,51 +189,6 @@ class _WorldPipeline(_CosmosPipeline):
     @property
     def latent_size(self) -> int:
         return self.transformer.config.sample_size
-
-    def prepare_control(self, camera: tuple[Any, Any] | None, actions: Any, num_frames: int, batch_size: int
-                        ) -> dict[str, Tensor]:
-        """The transformer's control inputs: `camera = (K, poses)`, intrinsics `(3, 3)`, `(T, 3, 3)` or
-        `(B, T, 3, 3)` in pixels of the pipeline's frames and camera-to-world poses (OpenCV axes) `(T, 4, 4)` or
-        `(B, T, 4, 4)`, one per generated frame (T = num_frames, the given ones included); `actions` `(T - 1, A)`
-        or `(B, T - 1, A)`, `actions[k]` leading from frame k to k + 1. Raises if the model takes no such input."""
-        from wm_hub.models.cosmos.finetuning_cosmos import action_condition, camera_condition
-
-        c, out = self.transformer.config, {}
-        if (camera is not None or actions is not None) and c.frames_per_latent != self.frame_groups:
-            raise ValueError(f"the transformer groups {c.frames_per_latent} frames per latent frame, the tokenizer "
-                             f"{self.frame_groups}: they were not trained together")
-        if camera is not None:
-            if not c.camera_conditioning:
-                raise ValueError("this model takes no camera: load one fine-tuned for camera control "
-                                 "(e.g. cosmos-dit-physics-64-camera)")
-            K, poses = (torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x, dtype=torch.float32)
-                        for x in camera)
-            poses = poses[None] if poses.dim() == 3 else poses
-            if poses.dim() != 4 or poses.shape[1:] != (num_frames, 4, 4):
-                raise ValueError(f"expected camera poses (T, 4, 4) or (B, T, 4, 4) with T = num_frames = {num_frames},"
-                                 f" got {tuple(poses.shape)}")
-            try:
-                K = K.expand(*poses.shape[:2], 3, 3)
-            except RuntimeError as err:
-                raise ValueError(f"expected intrinsics (3, 3), (T, 3, 3) or (B, T, 3, 3) with T = {num_frames}, "
-                                 f"got {tuple(K.shape)}") from err
-            out["camera"] = camera_condition(K, poses, c.frames_per_latent, self.image_size, c.sample_size)
-        if actions is not None:
-            if not c.action_dim:
-                raise ValueError("this model takes no actions: load one fine-tuned for action control "
-                                 "(e.g. cosmos-dit-physics-64-action)")
-            a = torch.as_tensor(np.asarray(actions) if not isinstance(actions, Tensor) else actions,
-                                dtype=torch.float32)
-            a = a[None] if a.dim() == 2 else a
-            if a.dim() != 3 or a.shape[1:] != (num_frames - 1, c.action_dim):
-                raise ValueError(f"expected actions (T - 1, {c.action_dim}) or (B, T - 1, {c.action_dim}) with "
-                                 f"T = num_frames = {num_frames}, got {tuple(a.shape)}")
-            out["actions"] = action_condition(a, c.frames_per_latent)
-        for name, value in out.items():
-            if value.shape[0] not in (1, batch_size):
-                raise ValueError(f"got {name} for {value.shape[0]} videos and {batch_size} prompts")
-            out[name] = value.to(self.device).expand(batch_size, *value.shape[1:])
-        return out
 
     # -- sampling ---------------------------------------------------------------------------------
     def denoise(
@@ -358,7 +358,11 @@ class ARVideo2WorldPipeline(_CosmosPipeline):
     `vae.detokenize` turns the whole sequence back into frames. A video longer than the model's context
     (`max_latent_frames`) is generated window by window: each window keeps the last latent frames that
     fit, re-encoded from position 0 (its positions are relative to the window). Conditioning longer than
-    the context is cut from the left for the model (with a warning); the output still starts with it."""
+    the context is cut from the left for the model (with a warning); the output still starts with it.
+
+    A model fine-tuned for control also takes `camera=(K, poses)` or `actions` (see `prepare_control`); the
+    video is then generated in one window, so `num_frames` is at most the model's context (the controls are
+    relative to the clip's first frame, as in training)."""
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"
     _optional_components = ["text_encoder", "tokenizer"]
@@ -412,6 +416,8 @@ class ARVideo2WorldPipeline(_CosmosPipeline):
         generator: torch.Generator | None = None,
         output_type: str = "np",
         return_dict: bool = True,
+        camera: tuple[Any, Any] | None = None,
+        actions: Any = None,
     ) -> WorldPipelineOutput | tuple:
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
@@ -427,6 +433,11 @@ class ARVideo2WorldPipeline(_CosmosPipeline):
         if tokens.shape[1] // hw >= c.max_latent_frames:  # the windows below see the last frames only
             warnings.warn(f"{tokens.shape[1] // hw} conditioning latent frames exceed the model's context of "
                           f"{c.max_latent_frames}: it sees the last {c.max_latent_frames - 1}", stacklevel=2)
+        control = self.prepare_control(camera, actions, num_frames, B)
+        if control and total > c.max_latent_frames:
+            raise ValueError(f"with camera or actions, num_frames can be at most "
+                             f"{1 + (c.max_latent_frames - 1) * self.frame_groups} (the model's context of "
+                             f"{c.max_latent_frames} latent frames), got {num_frames}")
         text = self.text_inputs(prompt, B)
         sampling = {"do_sample": True, "temperature": temperature, "top_k": top_k, "top_p": top_p} if do_sample \
             else {"do_sample": False}
@@ -437,7 +448,7 @@ class ARVideo2WorldPipeline(_CosmosPipeline):
             while tokens.shape[1] < total * hw:
                 window = tokens[:, -(c.max_latent_frames - 1) * hw:]
                 new = min(total * hw - tokens.shape[1], c.max_position_embeddings - window.shape[1])
-                out = self.transformer.generate(window, max_new_tokens=new, **sampling, **text)
+                out = self.transformer.generate(window, max_new_tokens=new, **sampling, **text, **control)
                 tokens = torch.cat([tokens, out[:, window.shape[1]:]], dim=1)
         grid = tokens.view(B, -1, c.latent_height, c.latent_width)
         frames = self.vae.detokenize(grid, num_frames=1 + (grid.shape[1] - 1) * self.frame_groups).clamp(-1, 1)

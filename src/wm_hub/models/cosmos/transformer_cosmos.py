@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from wm_hub.diffusers_utils import WorldModelMixin
 from wm_hub.layers.attention import Attention, RotaryEmbedding3D
+from wm_hub.layers.control import ActionEmbedding, zero_init
 from wm_hub.layers.st_transformer import AdaLayerNorm, FeedForward
 
 
@@ -41,7 +42,7 @@ class WorldTransformerBlock(nn.Module):
         self.cross_attention = Attention(dim, num_heads, context_dim=text_dim)
         self.mlp = FeedForward(dim, mlp_ratio)
         self.modulation = nn.Linear(dim, 9 * dim)  # shift, scale, gate for each of the three branches
-        _zero(self.modulation)  # adaLN-Zero: each block starts as the identity
+        zero_init(self.modulation)  # adaLN-Zero: each block starts as the identity
 
     def forward(self, x: Tensor, emb: Tensor, text: Tensor, text_mask: Tensor | None, rotary) -> Tensor:
         """x `(B, L, D)`, emb `(B, L, D)` (the noise-level embedding of each token's frame)."""
@@ -93,13 +94,9 @@ class WorldTransformer3DModel(WorldModelMixin, ConfigMixin):
         self.patch_embed = nn.Linear((in_channels + 1) * pt * ph * pw, hidden_size)  # + the condition mask
         self.camera_embed = self.action_embed = None
         if camera_conditioning:
-            self.camera_embed = nn.Linear(self.camera_channels * pt * ph * pw, hidden_size)
-            _zero(self.camera_embed)
-        if action_dim:
-            # per video frame: the action into it and the displacement since frame 0
-            width, dim = 2 * action_dim * frames_per_latent * pt, hidden_size
-            self.action_embed = nn.Sequential(nn.Linear(width, dim), nn.SiLU(), nn.Linear(dim, dim))
-            _zero(self.action_embed[-1])
+            self.camera_embed = zero_init(nn.Linear(self.camera_channels * pt * ph * pw, hidden_size))
+        if action_dim:  # per temporal patch of pt latent frames
+            self.action_embed = ActionEmbedding(action_dim, frames_per_latent, hidden_size, group=pt)
         self.time_proj = Timesteps(hidden_size, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embed = TimestepEmbedding(hidden_size, hidden_size)
         self.rotary = RotaryEmbedding3D(hidden_size // num_heads)
@@ -109,22 +106,12 @@ class WorldTransformer3DModel(WorldModelMixin, ConfigMixin):
         self.norm_out = AdaLayerNorm(hidden_size, hidden_size)  # modulated by the noise level, as each block
         self.proj_out = nn.Linear(hidden_size, in_channels * pt * ph * pw)
         for layer in (self.norm_out.to_scale_shift, self.proj_out):  # the output starts at zero
-            _zero(layer)
+            zero_init(layer)
 
     @property
     def camera_channels(self) -> int:
         """Channels of the camera input per latent frame: 6 Plücker coordinates per video frame."""
         return 6 * self.config.frames_per_latent
-
-    def _action_features(self, actions: Tensor) -> Tensor:
-        """actions `(B, T, frames_per_latent * A)` -> `(B, T, frames_per_latent, 2A)`: each video frame's action
-        beside the running sum of the actions up to it (the displacement since frame 0, in units of
-        `frames_per_latent` steps at full speed, so that a clip's sums stay of the order of the actions)."""
-        B, T, _ = actions.shape
-        f = self.config.frames_per_latent
-        steps = actions.reshape(B, T * f, -1)
-        displacement = steps.cumsum(dim=1) / f
-        return torch.cat([steps, displacement], dim=-1).view(B, T, f, -1)
 
     def _patchify(self, x: Tensor) -> Tensor:
         """`(B, T, C, H, W)` -> tokens `(B, L, C * pt * ph * pw)` in (t, h, w) order."""
@@ -186,14 +173,12 @@ class WorldTransformer3DModel(WorldModelMixin, ConfigMixin):
             raise ValueError(f"expected timestep (B,) or (B, T) = ({B}, {T}), got {tuple(timestep.shape)}")
         emb = self.time_embed(self.time_proj(timestep[:, ::pt].flatten()).to(x.dtype)).view(B, gt, 1, -1)
         if actions is not None:
-            width = self.config.frames_per_latent * self.config.action_dim
             if self.action_embed is None:
                 raise ValueError("this model takes no actions: fine-tune it for action control first")
-            if actions.shape != (B, T, width):
-                raise ValueError(f"expected actions (B, T, frames_per_latent * action_dim) = {(B, T, width)}, got "
-                                 f"{tuple(actions.shape)}")
-            features = self._action_features(actions.to(x.dtype)).reshape(B, gt, 1, 2 * pt * width)
-            emb = emb + self.action_embed(features)
+            if actions.shape[:2] != (B, T):
+                raise ValueError(f"expected actions (B, T, frames_per_latent * action_dim) with (B, T) = {(B, T)}, "
+                                 f"got {tuple(actions.shape)}")
+            emb = emb + self.action_embed(actions.to(x.dtype))[:, :, None]  # (B, gt, 1, D)
         emb = emb.expand(B, gt, gh * gw, emb.shape[-1]).reshape(B, gt * gh * gw, -1)  # (B, L, D)
         # 3. Blocks
         text_mask = None
@@ -210,9 +195,3 @@ class WorldTransformer3DModel(WorldModelMixin, ConfigMixin):
         x = self.proj_out(self.norm_out(x, emb))  # (B, L, C*pt*ph*pw)
         x = x.view(B, gt, gh, gw, C, pt, ph, pw).permute(0, 1, 5, 4, 2, 6, 3, 7).reshape(B, T, C, H, W)
         return Transformer2DModelOutput(sample=x) if return_dict else (x,)
-
-
-def _zero(layer: nn.Linear) -> None:
-    """Zero a layer's weight and bias: a branch that starts as nothing (adaLN-Zero, new control inputs)."""
-    nn.init.zeros_(layer.weight)
-    nn.init.zeros_(layer.bias)
