@@ -1,4 +1,4 @@
-"""Fine-tune the diffusion world model for camera control: see `finetune_cosmos.py`.
+"""Fine-tune a world model (diffusion or autoregressive) for camera control: see `finetune_cosmos.py`.
 
     accelerate launch training/finetune_camera.py --base cosmos-dit-physics-64 --data data/camera-train
 """

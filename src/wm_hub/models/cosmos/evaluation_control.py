@@ -65,7 +65,7 @@ def continue_clips(pipe, first: Tensor, num_frames: int, seed: int = 0, steps: i
 
 
 def control_kind(pipe) -> str | None:
-    """"camera", "action" or None: the control a diffusion world model pipeline's transformer takes."""
+    """"camera", "action" or None: the control a world model pipeline's transformer takes (diffusion or AR)."""
     config = getattr(getattr(pipe, "transformer", None), "config", None)
     if config is None or not hasattr(config, "action_dim"):
         return None

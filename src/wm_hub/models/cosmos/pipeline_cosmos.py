@@ -21,7 +21,11 @@ model sees them relative to the first) or `actions` (one per step between frames
     video = pipe("", image=first_frame, camera=(K, poses), num_frames=17).frames  # K (3, 3), poses (17, 4, 4)
 
 `ARVideo2WorldPipeline` tokenizes the given frames with the discrete tokenizer, continues the token
-sequence with `WorldARModel.generate()` (temperature, top-k, top-p) and decodes the tokens.
+sequence with `WorldARModel.generate()` (temperature, top-k, top-p) and decodes the tokens. An autoregressive
+model fine-tuned for control takes the same `camera=` / `actions=`, for videos within its context:
+
+    pipe = ARVideo2WorldPipeline.from_pretrained("cosmos-ar-physics-64-action")
+    video = pipe(image=first_frame, prompt="", actions=actions, num_frames=17).frames  # actions (16, 2)
 """
 
 from __future__ import annotations
@@ -56,7 +60,8 @@ class WorldPipelineOutput(BaseOutput):
 
 class _CosmosPipeline(WorldModelPipeline):
     """What every Cosmos-style pipeline shares: frame counts that fit the causal tokenizer (`vae`), prompt
-    encoding with the text encoder, and conditioning frames from an image or a video."""
+    encoding with the text encoder, conditioning frames from an image or a video, and the control inputs of
+    world models fine-tuned for camera or action control."""
 
     @property
     def latent_size(self) -> int:
