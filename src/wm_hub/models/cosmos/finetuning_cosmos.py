@@ -1,5 +1,5 @@
-"""Fine-tuning the diffusion world model for control, as Cosmos post-trains its world models: camera poses
-(Plücker rays) or actions.
+"""Fine-tuning the world models (diffusion or autoregressive) for control, as Cosmos post-trains its world models:
+camera poses (Plücker rays) or actions.
 
 - `extend_for_control` copies a trained `WorldTransformer3DModel` (diffusion) or `WorldARModel` (autoregressive)
   into one with camera and/or action inputs, whose new layers start at zero (it starts as the base model).
