@@ -31,9 +31,14 @@ import train_cosmos_dit
 from accelerate import PartialState
 
 from wm_hub.data import ClipDataset, EncodedClips, encoder_key
-from wm_hub.hub import load
 from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
-from wm_hub.models.cosmos.finetuning_cosmos import add_lora, control_inputs, extend_for_control, merge_lora
+from wm_hub.models.cosmos.finetuning_cosmos import (
+    add_lora,
+    control_inputs,
+    extend_for_control,
+    load_video2world,
+    merge_lora,
+)
 from wm_hub.models.cosmos.pipeline_cosmos import ARVideo2WorldPipeline, Video2WorldPipeline
 from wm_hub.trainer import add_run_arguments, load_yaml, run_config, train, write_snapshot_card
 
@@ -56,16 +61,6 @@ def swap_tokenizer(base, folder: str | None) -> CausalVideoTokenizer:
     return vae
 
 
-def load_base(name: str) -> Video2WorldPipeline | ARVideo2WorldPipeline:
-    """The base pipeline: a diffusion world model (as a `Video2WorldPipeline`) or an autoregressive one."""
-    pipe = load(name)
-    if isinstance(pipe, ARVideo2WorldPipeline):
-        return pipe
-    if not hasattr(pipe, "scheduler"):
-        raise ValueError(f"{name} is not a Cosmos-style world model pipeline (diffusion or autoregressive)")
-    return Video2WorldPipeline(**pipe.components)
-
-
 def main(control: str, argv: list[str] | None = None) -> int:
     if control not in CONTROLS:
         raise ValueError(f"control must be one of {sorted(CONTROLS)}, got {control!r}")
@@ -85,7 +80,7 @@ def main(control: str, argv: list[str] | None = None) -> int:
     train_config = run_config(config["train"], args)
     data = args.data or config["data"]["train"]
     state = PartialState()
-    base = load_base(args.base or config["base"])
+    base = load_video2world(args.base or config["base"])
     ar = isinstance(base, ARVideo2WorldPipeline)
     clips = ClipDataset(data, clip_len=config["clip_len"], in_memory=True)
     if control == "camera" and not {"intrinsics", "camera_pose"} <= set(clips.data.column_names):

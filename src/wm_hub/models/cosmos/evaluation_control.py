@@ -28,8 +28,8 @@ from wm_hub.data import ClipDataset, frames_to_tensor, tensor_to_frames, write_g
 from wm_hub.data.clips import sample_clips
 from wm_hub.metrics import psnr, ssim
 from wm_hub.models.cosmos.evaluation_cosmos import DIT_NAME, reconstruction_scores
-from wm_hub.models.cosmos.finetuning_cosmos import clip_actions, clip_cameras
-from wm_hub.models.cosmos.pipeline_cosmos import ARVideo2WorldPipeline, Video2WorldPipeline
+from wm_hub.models.cosmos.finetuning_cosmos import clip_actions, clip_cameras, load_video2world
+from wm_hub.models.cosmos.pipeline_cosmos import ARVideo2WorldPipeline
 
 DATASETS = {"camera": "wm_hub/camera-eval (scenes 1000000+)", "action": "wm_hub/physics-push-eval (scenes 1000000+)"}
 WHAT = {"camera": "camera", "action": "actions"}
@@ -45,10 +45,7 @@ def model_kind(pipe) -> str:
 
 def load_base(pipe):
     """The base model `pipe`'s world model was fine-tuned from, as the same kind of Video2World pipeline."""
-    from wm_hub.hub import load
-
-    base = load(BASES[model_kind(pipe)])
-    return base if isinstance(base, ARVideo2WorldPipeline) else Video2WorldPipeline(**base.components)
+    return load_video2world(BASES[model_kind(pipe)])
 
 
 def continue_clips(pipe, first: Tensor, num_frames: int, seed: int = 0, steps: int = 30, **control) -> Tensor:

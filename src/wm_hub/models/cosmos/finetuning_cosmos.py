@@ -1,6 +1,7 @@
 """Fine-tuning the world models (diffusion or autoregressive) for control, as Cosmos post-trains its world models:
 camera poses (Plücker rays) or actions.
 
+- `load_video2world` loads a base model folder as the Video2World pipeline of its kind.
 - `extend_for_control` copies a trained `WorldTransformer3DModel` (diffusion) or `WorldARModel` (autoregressive)
   into one with camera and/or action inputs, whose new layers start at zero (it starts as the base model).
 - `add_lora` freezes the base weights and trains LoRA adapters (peft) on its linear layers, plus the new
@@ -27,6 +28,21 @@ WorldModel = WorldTransformer3DModel | WorldARModel
 
 LORA_TARGETS = r".*blocks\.\d+\.(self_attention\.(to_q|to_kv|proj)|cross_attention\.(to_q|to_kv|proj)|mlp\.[02])$"
 CONTROL_LAYERS = ("camera_embed", "action_embed")
+
+
+def load_video2world(name_or_path: str):
+    """A shipped name or folder of a Cosmos-style world model as a Video2World pipeline: an
+    `ARVideo2WorldPipeline` as it is, a diffusion model's folder (saved as Text2World or Video2World) as a
+    `Video2WorldPipeline`."""
+    from wm_hub.hub import load
+    from wm_hub.models.cosmos.pipeline_cosmos import ARVideo2WorldPipeline, Video2WorldPipeline
+
+    pipe = load(name_or_path)
+    if isinstance(pipe, ARVideo2WorldPipeline):
+        return pipe
+    if not hasattr(pipe, "scheduler"):
+        raise ValueError(f"{name_or_path} is not a Cosmos-style world model pipeline (diffusion or autoregressive)")
+    return Video2WorldPipeline(**pipe.components)
 
 
 def latent_frame_index(num_frames: int, frames_per_latent: int) -> Tensor:
