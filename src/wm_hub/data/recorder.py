@@ -164,13 +164,24 @@ def record_episodes(
     return datasets.Dataset.from_dict(columns, features=features)
 
 
+def _record_part_to_disk(record_part: Callable[[int, int], datasets.Dataset], first: int, count: int, path: str
+                         ) -> str:
+    """Run `record_part(first, count)` in a worker and write the part to `path`: a part goes back to the parent as
+    a folder, not as gigabytes through the pool's pipe."""
+    record_part(first, count).save_to_disk(path)
+    return path
+
+
 def record_in_parts(record_part: Callable[[int, int], datasets.Dataset], num_episodes: int, workers: int = 1
                     ) -> datasets.Dataset:
     """Episodes 0 .. num_episodes - 1 recorded by `record_part(first, count)` (episodes first .. first + count - 1,
     as one long recording would have them), in `workers` processes each taking a contiguous part: the same
     dataset as one process records. `record_part` must pickle (a module function, or a `functools.partial` of
-    one)."""
+    one). Each worker writes its part to a temporary folder that is read back into memory; a worker that dies
+    (e.g. out of memory) raises `BrokenProcessPool` instead of leaving the recording waiting."""
     import multiprocessing
+    import tempfile
+    from concurrent.futures import ProcessPoolExecutor
 
     if num_episodes < 1 or workers < 1:
         raise ValueError(f"expected num_episodes >= 1 and workers >= 1, got {num_episodes}, {workers}")
@@ -179,8 +190,11 @@ def record_in_parts(record_part: Callable[[int, int], datasets.Dataset], num_epi
     parts = [(int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     if workers == 1:
         return record_part(*parts[0])
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        return datasets.concatenate_datasets(pool.starmap(record_part, parts))
+    with tempfile.TemporaryDirectory(prefix="wm-hub-parts-") as tmp, \
+            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        paths = pool.map(_record_part_to_disk, [record_part] * workers, *zip(*parts, strict=True),
+                         [os.path.join(tmp, str(i)) for i in range(workers)])
+        return datasets.concatenate_datasets([datasets.load_from_disk(p, keep_in_memory=True) for p in paths])
 
 
 def save_dataset(dataset: datasets.Dataset, path: str | os.PathLike) -> None:
