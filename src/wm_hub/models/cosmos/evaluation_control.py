@@ -1,6 +1,7 @@
 """Evaluation of world models fine-tuned for control (`wm-hub eval cosmos-dit-physics-64-camera --data
 data/camera-eval`, `... -action --data data/push-eval`, `wm-hub eval cosmos-ar-physics-64-camera --data
-data/camera-eval`, `... -action --data data/push-eval`), diffusion or autoregressive, on held-out scenes (seeds 1000000+).
+data/camera-eval`, `... -action --data data/push-eval`), diffusion or autoregressive, on held-out scenes (seeds
+1000000+).
 
 - Video2World from each clip's first frame with the clip's cameras / actions: PSNR / SSIM of the first 8 and 16
   generated frames against the rendered ones, beside the base model (`cosmos-dit-physics-64` or
