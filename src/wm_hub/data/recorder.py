@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import datasets
@@ -192,7 +193,7 @@ def record_in_parts(record_part: Callable[[int, int], datasets.Dataset], num_epi
         return record_part(*parts[0])
     with tempfile.TemporaryDirectory(prefix="wm-hub-parts-") as tmp, \
             ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        paths = pool.map(_record_part_to_disk, [record_part] * workers, *zip(*parts, strict=True),
+        paths = pool.map(partial(_record_part_to_disk, record_part), *zip(*parts, strict=True),
                          [os.path.join(tmp, str(i)) for i in range(workers)])
         return datasets.concatenate_datasets([datasets.load_from_disk(p, keep_in_memory=True) for p in paths])
 
