@@ -150,13 +150,14 @@ def test_wm_hub_load_dispatches_diffusers_models(tmp_path):
 def test_evaluation_reports_tokenbench_numbers(tmp_path, capsys, monkeypatch):
     from wm_hub.cli import main
 
-    assert main(["data", "make", "physics", "--num-clips", "2", "--frames", "18", "--seed", "1000000",
+    assert main(["data", "make", "physics", "--num-clips", "2", "--frames", "26", "--seed", "1000000",
                  "--out", str(tmp_path / "eval")]) == 0
     torch.manual_seed(0)
     CausalVideoTokenizer(**SMALL).save_pretrained(tmp_path / "tok")
     assert main(["eval", str(tmp_path / "tok"), "--data", str(tmp_path / "eval"), "--count", "2"]) == 0
     out = capsys.readouterr().out
-    for name in ("PSNR", "SSIM", "temporal-difference PSNR", "PSNR, out of distribution (platformer)"):
+    for name in ("PSNR", "SSIM", "temporal-difference PSNR", "PSNR, out of distribution (platformer)",
+                 "PSNR, 25-frame clips"):  # 17-frame clips scored; the 26-frame episodes hold 1 + 6 * 4 frames
         assert name in out
     # the card (as shipped under model_cards/) and the demo
     from huggingface_hub import ModelCard
@@ -168,7 +169,7 @@ def test_evaluation_reports_tokenbench_numbers(tmp_path, capsys, monkeypatch):
     assert main(["eval", str(cards / "dv-tiny"), "--data", str(tmp_path / "eval"), "--count", "2", "--write-card",
                  "--training-notes", str(notes)]) == 0
     card = ModelCard.load(cards / "dv-tiny" / "README.md")
-    assert card.data.pipeline_tag == "feature-extraction" and len(card.data.eval_results) == 4
+    assert card.data.pipeline_tag == "feature-extraction" and len(card.data.eval_results) == 5
     assert "dv4x8x8" in card.text and "FSQ-discrete tokens, levels (4, 3) (a codebook of 12)" in card.text
     assert "Random weights." in card.text
     monkeypatch.setenv("WM_HUB_MODEL_CARDS", str(cards))

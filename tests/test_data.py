@@ -74,6 +74,7 @@ def test_clip_dataset_shapes_and_frame_skip(cartpole):
     # Every clip lies inside one episode.
     for s in clips.starts:
         assert episodes[s] == episodes[s + 6]
+    assert clips.episode_lengths.tolist() == np.bincount(episodes)[np.unique(episodes)].tolist()
 
 
 def test_clip_dataset_too_short(cartpole):

@@ -16,7 +16,8 @@ Both stages resume with `--resume` and end by writing a Hub-ready folder `<outpu
 continuous variant's latent normalisation stats are measured on training clips and stored in its config.
 `--init FOLDER` starts from a trained tokenizer (e.g. a shipped one, to train it further).
 `--compression TxSxS` (default 4x8x8) sets the temporal and spatial factors; clips hold 1 + `latent_groups`
-groups of T frames, and `{name}` in the config's folders becomes e.g. `cv4x8x8` or `dv8x8x8`.
+(the config's, or `--latent-groups`) groups of T frames, and `{name}` in the config's folders becomes e.g.
+`cv4x8x8` or `dv8x8x8`.
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init", default=None,
                         help="start from this tokenizer's weights (stage 1: instead of new ones; stage 2: instead of "
                              "the config's stage-1 model), e.g. a shipped one to train it further")
+    parser.add_argument("--latent-groups", type=int, default=None, metavar="N",
+                        help="train on clips of 1 + N groups of frames (default: the config's latent_groups)")
     add_run_arguments(parser, "training/configs/cosmos_tokenizer_physics.yaml")
     args = parser.parse_args(argv)
 
@@ -108,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     train_config = run_config(stage["train"], args,
                               output_dir=args.output_dir or stage["train"]["output_dir"].format(name=name),
                               portable_dir=portable.format(name=name) if portable else None)
-    clips = ClipDataset(args.data or config["data"]["train"], clip_len=1 + variant["latent_groups"] * temporal,
-                        in_memory=True)
+    groups = args.latent_groups or variant["latent_groups"]
+    clips = ClipDataset(args.data or config["data"]["train"], clip_len=1 + groups * temporal, in_memory=True)
     init = args.init or (stage["init"].format(name=name) if args.stage == 2 else None)
     if init is None:
         model = CausalVideoTokenizer(**{**variant["model"], "temporal_compression": temporal,

@@ -84,6 +84,7 @@ class ClipDataset(Dataset):
         # Row ranges [first, end) of each episode, in order.
         bounds = np.flatnonzero(np.diff(episodes)) + 1
         firsts, ends = np.r_[0, bounds], np.r_[bounds, len(episodes)]
+        self.episode_lengths = ends - firsts  # rows of each episode, in order
         span = (clip_len - 1) * frame_skip
         starts, self._episode_end = [], []
         for first, end in zip(firsts, ends, strict=True):
