@@ -145,6 +145,9 @@ class GradientPlanner(_SequencePlanner):
         return actions.detach()
 
 
+PLANNERS = {"cem": CEMPlanner, "gd": GradientPlanner}  # the planners a model's config and the CLI name
+
+
 def _check_costs(costs: Tensor, n: int) -> None:
     if costs.shape != (n,):
         raise ValueError(f"cost_fn should return one cost per candidate, shape ({n},); got {tuple(costs.shape)}")

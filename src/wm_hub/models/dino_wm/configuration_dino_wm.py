@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import PretrainedConfig
 
+from wm_hub.layers.planners import PLANNERS
+
 DEFAULT_ENCODER = "facebook/dinov2-small"  # the pretrained Dinov2 DINO-WM uses, for users online
 
 if TYPE_CHECKING:
@@ -71,10 +73,10 @@ class DinoWMConfig(PretrainedConfig):
             raise ValueError(f"expected image_mean and image_std of {encoder.num_channels} values (std > 0), got "
                              f"{image_mean}, {image_std}")
         planner_settings = dict(planner_settings or {})
-        if not set(planner_settings) <= {"cem", "gd"} or not all(isinstance(v, dict) for v in
-                                                                planner_settings.values()):
-            raise ValueError(f"expected planner_settings as {{'cem' or 'gd': {{setting: value}}}}, got "
-                             f"{planner_settings}")
+        if not set(planner_settings) <= set(PLANNERS) or not all(isinstance(v, dict) for v in
+                                                                 planner_settings.values()):
+            raise ValueError(f"expected planner_settings as {{planner ({' or '.join(PLANNERS)}): {{setting: value}}}}, "
+                             f"got {planner_settings}")
         self.planner_settings = planner_settings
         self.image_mean, self.image_std = list(image_mean), list(image_std)
         self.encoder_config = encoder.to_diff_dict()

@@ -18,14 +18,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from wm_hub.layers.planners import CEMPlanner, CostFn, GradientPlanner, mpc
+from wm_hub.layers.planners import PLANNERS, CEMPlanner, CostFn, GradientPlanner, mpc
 from wm_hub.models.dino_wm.modeling_dino_wm import DinoWMModel
 from wm_hub.pipeline_utils import ImageInput, preprocess_images
 
 __all__ = ["DinoWMPlanner", "PlanResult", "make_planner", "model_planner", "planner_settings"]
-
-PLANNERS = {"cem": CEMPlanner, "gd": GradientPlanner}
-
 
 def make_planner(name: str, **settings) -> CEMPlanner | GradientPlanner:
     """`"cem"` or `"gd"` with its settings (defaults: DINO-WM's)."""
