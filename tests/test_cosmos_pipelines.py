@@ -140,10 +140,11 @@ def test_world_evaluation_card_and_demo(parts, tmp_path, capsys, monkeypatch):
     for name in ("Video2World PSNR, 8 frames", "baseline: copy the first frame SSIM, 16 frames",
                  "Video2World object position error, 16 frames", "Text2World caption accuracy (guidance 3)",
                  "Text2World caption accuracy (no guidance)", "Text2World named objects present (guidance 3)",
-                 "Text2World motion verbs shown (guidance 3)", "caption accuracy of the real clips"):
+                 "Text2World motion verbs shown (guidance 3)", "caption accuracy of the real clips",
+                 "caption accuracy of the tokenizer's reconstructions"):
         assert name in out
     card = ModelCard.load(cards / "world-tiny" / "README.md")
-    assert card.data.pipeline_tag == "text-to-video" and len(card.data.eval_results) == 14
+    assert card.data.pipeline_tag == "text-to-video" and len(card.data.eval_results) == 15
     assert "Random weights." in card.text and 'Text2WorldPipeline.from_pretrained("world-tiny")' in card.text
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
     assert "world-tiny: continued held-out scene 4000000" in capsys.readouterr().out
@@ -179,7 +180,8 @@ def test_guidance_sweep_prints_one_row_per_scale(parts, tmp_path, capsys):
     argv = [str(tmp_path / "world"), "--data", str(tmp_path / "eval"), "--count", "2", "--steps", "2"]
     assert sweep_cosmos_guidance.main([*argv, "--scales", "1", "4", "--out", str(tmp_path / "t.md")]) == 0
     lines = (tmp_path / "t.md").read_text().splitlines()
-    assert [line.split(" | ")[0] for line in lines[2:]] == ["| 1", "| 4", "| real clips (ceiling)"]
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| 1", "| 4", "| real clips (ceiling)",
+                                                     "| tokenizer reconstructions (the model's ceiling)"]
     assert all(0 <= float(v) <= 1 for line in lines[2:] for v in line.strip("| ").split(" | ")[1:])
     assert capsys.readouterr().out.strip() == "\n".join(lines)
     with pytest.raises(SystemExit):

@@ -5,7 +5,7 @@
 Every scale generates from the same held-out captions and the same seeds, scored by the probe `wm-hub eval`
 uses for the card (`wm_hub.models.cosmos.evaluation_cosmos.text2world_scores`): the share of caption facts
 seen, and of its two kinds (named objects present, motion verbs shown); the real clips' score is the probe's
-ceiling. `--out FILE` also writes the table as markdown (through a temporary file).
+ceiling, their reconstructions' by the model's tokenizer the model's. `--out FILE` also writes the table as markdown (through a temporary file).
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from wm_hub.models.cosmos.evaluation_cosmos import text2world_scores
 
 
 def table(scores: dict[str, float], scales: list[float]) -> str:
-    """Markdown table of `text2world_scores` output: one row per guidance scale, then the real clips."""
+    """Markdown table of `text2world_scores` output: one row per guidance scale, then the real clips and their
+    reconstructions by the model's tokenizer."""
     lines = ["| guidance scale | caption accuracy | named objects present | motion verbs shown |", "|---|---|---|---|"]
-    for label, name in [(f"{s:g}", f"guidance {s:g}") for s in scales] + [("real clips (ceiling)", "real")]:
+    ceilings = [("real clips (ceiling)", "real"), ("tokenizer reconstructions (the model's ceiling)", "reconstructed")]
+    for label, name in [(f"{s:g}", f"guidance {s:g}") for s in scales] + ceilings:
         lines.append(f"| {label} | {scores[name]:.3f} | {scores[f'{name} object']:.3f} | "
                      f"{scores[f'{name} motion']:.3f} |")
     return "\n".join(lines)

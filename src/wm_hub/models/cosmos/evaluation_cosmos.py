@@ -12,7 +12,7 @@ World models (the diffusion model's Text2World / Video2World pipelines, the auto
   in the generated frames against the simulated positions;
 - Text2World: the share of caption facts (objects present, their motion) seen in videos generated from
   held-out captions (`wm_hub.envs.physics_probe`), with and without guidance, beside the same score of
-  the real clips (the probe's ceiling);
+  the real clips (the probe's ceiling) and of their reconstructions by the model's tokenizer (the model's);
 - models fine-tuned for camera or action control: see `evaluation_control`;
 - the autoregressive model: teacher-forced next-token cross-entropy and accuracy on held-out clips, and its
   Video2World rows as above, beside the diffusion model's when `cosmos-dit-physics-64` is shipped.
@@ -292,8 +292,10 @@ def continuation_metrics(scores: dict[str, float], label: str) -> list[Metric]:
 def text2world_scores(pipe, dataset, count: int, steps: int, guidance_scales: tuple[float, ...], seed: int = 0
                       ) -> dict[str, float]:
     """The share of caption facts seen in videos generated from held-out captions, per guidance scale
-    ("guidance 3"), and in the real clips ("real"); and the same per kind of fact ("guidance 3 object": the
-    named objects present, "guidance 3 motion": their motion verbs shown; see `caption_facts`)."""
+    ("guidance 3"), in the real clips ("real": the probe's ceiling) and in their reconstructions by the
+    pipeline's tokenizer ("reconstructed": what the world model, generating in that tokenizer's latents, could
+    reach); and the same per kind of fact ("guidance 3 object": the named objects present, "guidance 3 motion":
+    their motion verbs shown; see `caption_facts`)."""
     from wm_hub.envs.physics_probe import caption_facts
     from wm_hub.models.cosmos.pipeline_cosmos import Text2WorldPipeline
 
@@ -301,7 +303,8 @@ def text2world_scores(pipe, dataset, count: int, steps: int, guidance_scales: tu
     clip_len = world.valid_num_frames(33)
     totals: dict[str, list[int]] = {}
     for batch in sample_clips(dataset, clip_len, count):
-        videos = {"real": tensor_to_frames(batch["frames"])}
+        videos = {"real": tensor_to_frames(batch["frames"]),
+                  "reconstructed": tensor_to_frames(world.vae(batch["frames"]).sample.clamp(-1, 1))}
         for scale in guidance_scales:
             videos[f"guidance {scale:g}"] = world(batch["caption"], num_frames=clip_len, num_inference_steps=steps,
                                                   guidance_scale=scale, generator=torch.Generator().manual_seed(seed)
@@ -327,6 +330,8 @@ def evaluate_world(pipe, dataset, count: int = 64, steps: int = 30) -> list[Metr
         metrics.append(Metric(f"Text2World {label} ({guided})", t2w[f"{guided} {kind}"], "accuracy", DATASET))
     metrics.append(Metric("caption accuracy of the real clips (the probe's ceiling)", t2w["real"], "accuracy",
                           DATASET))
+    metrics.append(Metric("caption accuracy of the tokenizer's reconstructions (the model's ceiling)",
+                          t2w["reconstructed"], "accuracy", DATASET))
     return metrics
 
 
