@@ -198,4 +198,7 @@ def test_compare_script_prints_one_row_per_tokenizer(tmp_path, capsys):
                                            "--out", str(tmp_path / "t.md")]) == 0
     lines = (tmp_path / "t.md").read_text().splitlines()
     assert len(lines) == 4 and lines[2].startswith("| cv | cv4x8x8 |") and lines[3].startswith("| dv8 | dv8x8x8 |")
+    assert lines[0].endswith("| PSNR, whole clips |")
+    dv8 = lines[3].strip("| ").split(" | ")
+    assert dv8[-1] == dv8[2]  # 33-frame clips are the 8x tokenizer's card clips: its PSNR
     assert capsys.readouterr().out.strip() == "\n".join(lines)

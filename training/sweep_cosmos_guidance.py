@@ -5,7 +5,8 @@
 Every scale generates from the same held-out captions and the same seeds, scored by the probe `wm-hub eval`
 uses for the card (`wm_hub.models.cosmos.evaluation_cosmos.text2world_scores`): the share of caption facts
 seen, and of its two kinds (named objects present, motion verbs shown); the real clips' score is the probe's
-ceiling, their reconstructions' by the model's tokenizer the model's. `--out FILE` also writes the table as markdown (through a temporary file).
+ceiling, their reconstructions' by the model's tokenizer the model's. `--out FILE` also writes the table as
+markdown (through a temporary file).
 """
 
 from __future__ import annotations
