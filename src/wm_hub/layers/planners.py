@@ -145,7 +145,7 @@ class GradientPlanner(_SequencePlanner):
         return actions.detach()
 
 
-PLANNERS = {"cem": CEMPlanner, "gd": GradientPlanner}  # the planners a model's config and the CLI name
+PLANNERS = {"cem": CEMPlanner, "gd": GradientPlanner}  # by name, as DINO-WM's config and make_planner take them
 
 
 def _check_costs(costs: Tensor, n: int) -> None:

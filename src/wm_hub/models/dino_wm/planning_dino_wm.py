@@ -24,6 +24,7 @@ from wm_hub.pipeline_utils import ImageInput, preprocess_images
 
 __all__ = ["DinoWMPlanner", "PlanResult", "make_planner", "model_planner", "planner_settings"]
 
+
 def make_planner(name: str, **settings) -> CEMPlanner | GradientPlanner:
     """`"cem"` or `"gd"` with its settings (defaults: DINO-WM's)."""
     if name not in PLANNERS:
