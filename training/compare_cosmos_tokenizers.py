@@ -17,24 +17,17 @@ from pathlib import Path
 
 from wm_hub.cards import emit_markdown
 from wm_hub.models.cosmos.autoencoder_cosmos import CausalVideoTokenizer
-from wm_hub.models.cosmos.evaluation_cosmos import compression_name, evaluate
+from wm_hub.models.cosmos.evaluation_cosmos import compression_name, evaluate, longest_clip_len, whole_clip_metric
 
 WHOLE = "PSNR, whole clips"  # the longest clips the held-out episodes hold (33 frames)
 COLUMNS = ("PSNR", "SSIM", "temporal-difference PSNR", "PSNR, out of distribution (platformer)", WHOLE)
-
-
-def whole_clip_psnr(metrics: dict[str, float]) -> float:
-    """PSNR on the longest held-out clips: its own row where the card's clips are shorter, else the PSNR."""
-    return next((v for k, v in metrics.items() if k.startswith("PSNR, ") and k.endswith("-frame clips")),
-                metrics["PSNR"])
 
 
 def table(rows: list[tuple[str, str, dict[str, float]]]) -> str:
     """Markdown table from (folder name, compression name, metrics by name) rows."""
     lines = ["| tokenizer | variant | " + " | ".join(COLUMNS) + " |", "|---|---|" + "---|" * len(COLUMNS)]
     for name, kind, metrics in rows:
-        values = {**metrics, WHOLE: whole_clip_psnr(metrics)}
-        lines.append(f"| {name} | {kind} | " + " | ".join(f"{values[c]:.3f}" if c == "SSIM" else f"{values[c]:.2f}"
+        lines.append(f"| {name} | {kind} | " + " | ".join(f"{metrics[c]:.3f}" if c == "SSIM" else f"{metrics[c]:.2f}"
                                                       for c in COLUMNS) + " |")
     return "\n".join(lines)
 
@@ -50,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     for folder in args.folders:
         model = CausalVideoTokenizer.from_pretrained(folder)
         metrics = {m.name: m.value for m in evaluate(model, args.data, count=args.count)}
+        # the longest clips' own row where the card's clips are shorter, else the card's PSNR
+        metrics[WHOLE] = metrics.get(whole_clip_metric(longest_clip_len(model, args.data)), metrics["PSNR"])
         rows.append((Path(folder).name if Path(folder).name != "model" else Path(folder).parent.name,
                      compression_name(model), metrics))
     emit_markdown(table(rows), args.out)

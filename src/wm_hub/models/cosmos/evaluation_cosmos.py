@@ -90,12 +90,22 @@ def evaluate_tokenizer(model: CausalVideoTokenizer, dataset, count: int = 64) ->
         Metric("temporal-difference PSNR", held_out["temporal"], "psnr", DATASET, "dB"),
         Metric("PSNR, out of distribution (platformer)", ood["psnr"], "psnr", OOD, "dB"),
     ]
-    t = model.config.temporal_compression
-    longest = 1 + (int(ClipDataset(dataset, clip_len=1).episode_lengths.max()) - 1) // t * t
+    longest = longest_clip_len(model, dataset)
     if longest > clip_len:
         whole = reconstruction_scores(model, dataset, count, longest)["psnr"]
-        metrics.append(Metric(f"PSNR, {longest}-frame clips", whole, "psnr", DATASET, "dB"))
+        metrics.append(Metric(whole_clip_metric(longest), whole, "psnr", DATASET, "dB"))
     return metrics
+
+
+def longest_clip_len(model: CausalVideoTokenizer, dataset) -> int:
+    """The longest clip, 1 + k * temporal_compression frames, that the longest episode of `dataset` holds."""
+    t = model.config.temporal_compression
+    return 1 + (int(ClipDataset(dataset, clip_len=1).episode_lengths.max()) - 1) // t * t
+
+
+def whole_clip_metric(length: int) -> str:
+    """The tokenizer card's row name for the PSNR of `length`-frame clips."""
+    return f"PSNR, {length}-frame clips"
 
 
 def compression_name(model: CausalVideoTokenizer) -> str:
