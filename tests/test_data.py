@@ -49,6 +49,21 @@ def test_recorder_max_steps_and_box_actions():
     assert first["observation"].shape == (16, 16, 3)
 
 
+def test_recorder_converting_a_few_episodes_at_a_time_gives_the_same_dataset(monkeypatch):
+    from wm_hub.data import recorder
+    from wm_hub.envs.physics import PhysicsEnv
+
+    def record():
+        return record_episodes(PhysicsEnv(), 3, max_steps=6, seed=3, info_keys=("object_states",),
+                               episode_captions=True, progress=False)
+
+    whole = record()
+    monkeypatch.setattr(recorder, "FLUSH_ROWS", 5)  # a conversion after every episode (7 rows each)
+    parts = record()
+    assert parts.features == whole.features and len(parts) == len(whole) == 21
+    assert parts.to_dict() == whole.to_dict()
+
+
 def test_recorder_needs_rgb_array():
     with pytest.raises(ValueError, match="render_mode='rgb_array'"):
         record_episodes(gym.make("CartPole-v1"), 1, progress=False)

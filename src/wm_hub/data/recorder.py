@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from wm_hub.checkpoint import atomic_directory
 
 Policy = Callable[[Any, dict], Any]
+FLUSH_ROWS = 2048  # rows `record_episodes` converts to Arrow at a time (at 64x64, about 25 MB of frames)
 
 
 def _is_image_space(space: gym.Space) -> bool:
@@ -119,6 +120,7 @@ def record_episodes(
     space = env.action_space
     no_action = 0 if isinstance(space, gym.spaces.Discrete) else np.zeros(space.shape, np.float32)
     columns: dict[str, list] = {}
+    parts: list[datasets.Dataset] = []
     features = None
 
     def observe(obs: Any, info: dict) -> dict:
@@ -141,6 +143,17 @@ def record_episodes(
         for key, value in row.items():
             columns.setdefault(key, []).append(value)
 
+    def flush() -> None:
+        """Move the rows so far (whole episodes) into an Arrow table: `from_dict` converts through Python objects,
+        about 15x the frames' bytes, so a long recording converts its rows a few episodes at a time."""
+        if isinstance(space, gym.spaces.Box):
+            columns["action"] = [np.asarray(a, dtype=np.float32).reshape(-1) for a in columns["action"]]
+        if episode_captions and "caption" in columns:
+            last = {e: c for e, c in zip(columns["episode_index"], columns["caption"], strict=True)}
+            columns["caption"] = [last[e] for e in columns["episode_index"]]
+        parts.append(datasets.Dataset.from_dict(columns, features=features))
+        columns.clear()
+
     for episode in tqdm(range(first_episode, first_episode + num_episodes), desc="recording", disable=not progress):
         obs, info = env.reset(seed=seed + episode)
         if hasattr(policy, "reset"):  # a policy with per-episode state
@@ -157,12 +170,11 @@ def record_episodes(
             add({**row, "action": action, "reward": float(reward), "terminated": bool(terminated),
                  "truncated": bool(truncated), "is_last": False})
             ended = terminated or truncated
-    if isinstance(space, gym.spaces.Box):
-        columns["action"] = [np.asarray(a, dtype=np.float32).reshape(-1) for a in columns["action"]]
-    if episode_captions and "caption" in columns:
-        last = {e: c for e, c in zip(columns["episode_index"], columns["caption"], strict=True)}
-        columns["caption"] = [last[e] for e in columns["episode_index"]]
-    return datasets.Dataset.from_dict(columns, features=features)
+        if len(columns["episode_index"]) >= FLUSH_ROWS:
+            flush()
+    if columns:
+        flush()
+    return parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
 
 
 def _record_part_to_disk(record_part: Callable[[int, int], datasets.Dataset], first: int, count: int, path: str
