@@ -151,7 +151,7 @@ def write_tokenizer_card(folder, model: CausalVideoTokenizer, metrics: list[Metr
     from wm_hub.cards import write_model_card
 
     c = model.config
-    t, frames = c.temporal_compression, 1 + 4 * c.temporal_compression  # 4 latent groups after the first frame
+    t, frames = c.temporal_compression, eval_clip_len(model)
     side = 64 // c.spatial_compression
     if c.quantizer == "continuous":
         bottleneck = f"continuous latents with {c.latent_channels} channels, normalised by the stats in its config"
