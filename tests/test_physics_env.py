@@ -78,6 +78,8 @@ def test_physics_dataset_has_clip_captions_and_states(tmp_path):
 
 
 def test_parallel_recording_is_the_same_dataset():
+    from datasets.fingerprint import get_temporary_cache_files_directory
+
     from wm_hub.envs.physics import record_physics_clips
 
     one = record_physics_clips(5, seed=3, frames=9)
@@ -85,5 +87,8 @@ def test_parallel_recording_is_the_same_dataset():
     assert one.features == parts.features and len(one) == len(parts) == 45
     for column in one.column_names:
         assert np.array_equal(np.asarray(one[column]), np.asarray(parts[column])), column
+    # the parts stay on disk, memory-mapped, in datasets' temporary cache directory (removed at exit)
+    cache = get_temporary_cache_files_directory()
+    assert parts.cache_files and all(f["filename"].startswith(cache) for f in parts.cache_files)
     with pytest.raises(ValueError, match="workers >= 1"):
         record_physics_clips(5, workers=0)

@@ -190,11 +190,15 @@ def record_in_parts(record_part: Callable[[int, int], datasets.Dataset], num_epi
     """Episodes 0 .. num_episodes - 1 recorded by `record_part(first, count)` (episodes first .. first + count - 1,
     as one long recording would have them), in `workers` processes each taking a contiguous part: the same
     dataset as one process records. `record_part` must pickle (a module function, or a `functools.partial` of
-    one). Each worker writes its part to a temporary folder that is read back into memory; a worker that dies
-    (e.g. out of memory) raises `BrokenProcessPool` instead of leaving the recording waiting."""
+    one). Each worker writes its part to a folder in `datasets`' temporary cache directory (removed when the
+    process exits); the result is their concatenation, memory-mapped from there, so the parent never holds the
+    frames in memory. A worker that dies (e.g. out of memory) raises `BrokenProcessPool` instead of leaving the
+    recording waiting."""
     import multiprocessing
     import tempfile
     from concurrent.futures import ProcessPoolExecutor
+
+    from datasets.fingerprint import get_temporary_cache_files_directory
 
     if num_episodes < 1 or workers < 1:
         raise ValueError(f"expected num_episodes >= 1 and workers >= 1, got {num_episodes}, {workers}")
@@ -203,11 +207,11 @@ def record_in_parts(record_part: Callable[[int, int], datasets.Dataset], num_epi
     parts = [(int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     if workers == 1:
         return record_part(*parts[0])
-    with tempfile.TemporaryDirectory(prefix="wm-hub-parts-") as tmp, \
-            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    tmp = tempfile.mkdtemp(prefix="wm-hub-parts-", dir=get_temporary_cache_files_directory())
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         paths = pool.map(partial(_record_part_to_disk, record_part), *zip(*parts, strict=True),
                          [os.path.join(tmp, str(i)) for i in range(workers)])
-        return datasets.concatenate_datasets([datasets.load_from_disk(p, keep_in_memory=True) for p in paths])
+        return datasets.concatenate_datasets([datasets.load_from_disk(p) for p in paths])
 
 
 def save_dataset(dataset: datasets.Dataset, path: str | os.PathLike) -> None:
